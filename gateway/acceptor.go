@@ -1,0 +1,342 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shardgate/shardgate/bufpool"
+	"github.com/shardgate/shardgate/poller"
+	"github.com/shardgate/shardgate/shard"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// handshakeBufSize is the first buffer a handshake reads into; it
+	// grows once, to maxHandshakeBytes, for requests with large headers.
+	handshakeBufSize  = 2048
+	maxHandshakeBytes = 16 << 10
+	// acceptsPerEvent bounds one pass over the listener so that handshakes
+	// in progress are served between bursts of new connections.
+	acceptsPerEvent = 256
+)
+
+// acceptor owns the listening socket and every connection that has not
+// finished its handshake. It runs on its own poller's goroutine; other
+// goroutines reach it only through atomic flags and a wake-up.
+//
+// A handshake costs no goroutine: the request is read on readiness into a
+// pooled buffer until its header is complete, a sweep on each clock tick
+// drops clients that take longer than -handshake-timeout (slowloris), and
+// the upgrade itself runs gobwas/ws over the buffered bytes.
+type acceptor struct {
+	log     *slog.Logger
+	ln      *net.TCPListener // kept referenced: it owns lfd
+	lfd     int
+	poll    *poller.Poller
+	waker   *poller.Waker
+	pool    *bufpool.Pool
+	hs      *handshaker
+	shards  []*shard.Shard
+	timeout time.Duration
+	epoch   time.Time
+	spare   int // reserve fd, given up to shed a connection under EMFILE
+	next    int // round-robin start for shard selection
+
+	tick atomic.Bool
+	stop atomic.Bool
+	done chan struct{} // closed when the listener and all pending handshakes are gone
+
+	pending map[int]*pendingConn // owned by the poller goroutine
+	stopped bool
+	once    sync.Once
+}
+
+// pendingConn is a connection still in its handshake.
+type pendingConn struct {
+	fd       int
+	buf      *[]byte
+	n        int
+	deadline int64
+	done     bool
+}
+
+func newAcceptor(log *slog.Logger, ln *net.TCPListener, hs *handshaker, shards []*shard.Shard, timeout time.Duration) (*acceptor, error) {
+	a := &acceptor{
+		log:     log,
+		ln:      ln,
+		pool:    bufpool.New(),
+		hs:      hs,
+		shards:  shards,
+		timeout: timeout,
+		epoch:   time.Now(),
+		pending: make(map[int]*pendingConn),
+		done:    make(chan struct{}),
+		spare:   -1,
+	}
+	raw, err := ln.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("acceptor: listener fd: %w", err)
+	}
+	if err := raw.Control(func(fd uintptr) { a.lfd = int(fd) }); err != nil {
+		return nil, fmt.Errorf("acceptor: listener fd: %w", err)
+	}
+	if fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+		a.spare = fd
+	}
+	p, err := poller.New(log)
+	if err != nil {
+		return nil, fmt.Errorf("acceptor: %w", err)
+	}
+	a.poll = p
+	if a.waker, err = poller.NewWaker(p, a.onWake); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("acceptor: %w", err)
+	}
+	if err := p.Add(a.lfd, poller.LevelRead, a.onListener); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("acceptor: %w", err)
+	}
+	return a, nil
+}
+
+// Tick asks for a handshake-timeout sweep. Safe from any goroutine.
+func (a *acceptor) Tick() {
+	a.tick.Store(true)
+	a.waker.Wake()
+}
+
+// Stop closes the listener and drops every unfinished handshake, and waits
+// until that is done. Safe from any goroutine, more than once.
+func (a *acceptor) Stop() {
+	a.once.Do(func() {
+		a.stop.Store(true)
+		a.waker.Wake()
+		<-a.done
+		_ = a.waker.Close(a.poll)
+		_ = a.poll.Close()
+		if a.spare >= 0 {
+			unix.Close(a.spare)
+		}
+	})
+}
+
+func (a *acceptor) now() int64 { return int64(time.Since(a.epoch)) }
+
+func (a *acceptor) onWake() {
+	if a.stopped {
+		return
+	}
+	if a.stop.Load() {
+		a.stopped = true
+		_ = a.poll.Del(a.lfd)
+		if err := a.ln.Close(); err != nil {
+			a.log.Warn("close listener", "err", err)
+		}
+		for _, p := range a.pending {
+			a.drop(p)
+		}
+		close(a.done)
+		return
+	}
+	if a.tick.Swap(false) {
+		now := a.now()
+		for _, p := range a.pending {
+			if now > p.deadline {
+				a.hs.count(upgradeTimeout)
+				a.drop(p)
+			}
+		}
+	}
+}
+
+// onListener accepts connections with raw accept4, so each one is a bare
+// non-blocking fd: no net.Conn, no registration in Go's own poller, no dup.
+func (a *acceptor) onListener(ev poller.Event) {
+	if a.stopped || ev&poller.EventClosed != 0 {
+		return
+	}
+	for i := 0; i < acceptsPerEvent; i++ {
+		r, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(a.lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		switch errno {
+		case 0:
+			a.start(int(r))
+		case unix.EAGAIN:
+			return
+		case unix.EINTR, unix.ECONNABORTED:
+			continue
+		case unix.EMFILE, unix.ENFILE:
+			a.shed()
+			return
+		default:
+			a.log.Warn("accept failed", "err", os.NewSyscallError("accept4", errno))
+			return
+		}
+	}
+}
+
+// shed handles running out of file descriptors: the listener stays
+// readable (it is level-triggered), so without this the acceptor would
+// spin. Giving up the spare fd lets us accept one client and close it at
+// once, which also tells it to go elsewhere.
+func (a *acceptor) shed() {
+	a.log.Warn("out of file descriptors: shedding a connection; raise the open-file limit or lower -max-conns")
+	if a.spare < 0 {
+		return
+	}
+	unix.Close(a.spare)
+	a.spare = -1
+	if r, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(a.lfd), 0, 0, unix.SOCK_CLOEXEC, 0, 0); errno == 0 {
+		unix.Close(int(r))
+	}
+	if fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+		a.spare = fd
+	}
+}
+
+func (a *acceptor) start(fd int) {
+	// Small frames must not wait for Nagle's algorithm.
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	p := &pendingConn{fd: fd, deadline: a.now() + int64(a.timeout)}
+	if err := a.poll.Add(fd, poller.EdgeRead, func(ev poller.Event) { a.onReadable(p, ev) }); err != nil {
+		a.log.Warn("register handshake", "err", err)
+		unix.Close(fd)
+		return
+	}
+	a.pending[fd] = p
+}
+
+// onReadable reads the request until its header is complete.
+func (a *acceptor) onReadable(p *pendingConn, ev poller.Event) {
+	if p.done || a.stopped || ev&poller.EventClosed != 0 {
+		return
+	}
+	for {
+		if p.buf == nil {
+			p.buf = a.pool.Get(handshakeBufSize)
+		}
+		if p.n == len(*p.buf) {
+			if len(*p.buf) >= maxHandshakeBytes {
+				a.hs.count(upgradeBadRequest)
+				a.reply(p, responseTooLarge)
+				return
+			}
+			bigger := a.pool.Get(maxHandshakeBytes)
+			copy(*bigger, (*p.buf)[:p.n])
+			a.pool.Put(p.buf)
+			p.buf = bigger
+		}
+		prev := p.n
+		n, err := unix.Read(p.fd, (*p.buf)[p.n:])
+		switch {
+		case n > 0:
+			p.n += n
+			from := max(0, prev-3)
+			if i := bytes.Index((*p.buf)[from:p.n], headerEnd); i >= 0 {
+				a.finish(p, from+i+len(headerEnd))
+				return
+			}
+		case err == unix.EAGAIN:
+			return
+		case err == unix.EINTR:
+		default:
+			// EOF or reset before a complete request: a port probe or a
+			// client that gave up. Not an upgrade attempt worth counting.
+			a.drop(p)
+			return
+		}
+	}
+}
+
+var headerEnd = []byte("\r\n\r\n")
+
+// finish runs the upgrade on a complete request header (the first end
+// bytes of p.buf) and either hands the socket to a shard or answers the
+// rejection and closes it.
+func (a *acceptor) finish(p *pendingConn, end int) {
+	req := (*p.buf)[:end]
+	res := a.hs.upgrade(req)
+	if !a.writeAll(p.fd, res.response) || res.result != upgradeOK {
+		a.hs.count(res.result)
+		a.drop(p)
+		return
+	}
+	a.hs.count(upgradeOK)
+	p.done = true
+	delete(a.pending, p.fd)
+	_ = a.poll.Del(p.fd)
+	s := a.pick()
+	a.hs.opened()
+	var grants shard.Grants
+	if res.grants != nil {
+		grants = res.grants
+	}
+	if err := s.Attach(p.fd, (*p.buf)[end:p.n], grants); err != nil {
+		// The shard is closed: we are shutting down.
+		a.hs.released()
+		unix.Close(p.fd)
+	}
+	a.pool.Put(p.buf)
+	p.buf = nil
+}
+
+// pick returns the shard with the fewest connections, starting the scan
+// at a rotating index so that ties spread round-robin.
+func (a *acceptor) pick() *shard.Shard {
+	n := len(a.shards)
+	a.next = (a.next + 1) % n
+	best := a.shards[a.next]
+	for i := 1; i < n; i++ {
+		s := a.shards[(a.next+i)%n]
+		if s.Conns() < best.Conns() {
+			best = s
+		}
+	}
+	return best
+}
+
+// reply answers a request that will not be upgraded, then closes.
+func (a *acceptor) reply(p *pendingConn, resp []byte) {
+	a.writeAll(p.fd, resp)
+	a.drop(p)
+}
+
+// writeAll writes a handshake response. A fresh socket's send buffer takes
+// a few hundred bytes at once; a client whose buffer is already full is
+// not one we wait for.
+func (a *acceptor) writeAll(fd int, b []byte) bool {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil || n == 0:
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
+
+// drop closes a pending connection without upgrading it.
+func (a *acceptor) drop(p *pendingConn) {
+	if p.done {
+		return
+	}
+	p.done = true
+	delete(a.pending, p.fd)
+	if err := a.poll.Del(p.fd); err != nil && !errors.Is(err, poller.ErrClosed) {
+		a.log.Debug("unregister handshake", "err", err)
+	}
+	unix.Close(p.fd)
+	if p.buf != nil {
+		a.pool.Put(p.buf)
+		p.buf = nil
+	}
+}

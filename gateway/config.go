@@ -1,0 +1,177 @@
+package gateway
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/shardgate/shardgate/gateway/auth"
+)
+
+// Config is everything a gateway needs to start. ParseFlags fills it from
+// the command line and SHARDGATE_* environment variables; tests build it
+// from Defaults.
+type Config struct {
+	Listen           string
+	Path             string
+	Admin            string
+	AdminToken       string
+	Shards           int
+	MaxConns         int // 0: the open-file limit less a reserve
+	MaxMessageBytes  int
+	MaxSubscriptions int
+	PingInterval     time.Duration
+	IdleTimeout      time.Duration
+	HandshakeTimeout time.Duration
+	WriteTimeout     time.Duration
+	SendQueueBytes   int
+	AuthSecret       string
+	AllowedOrigins   string
+	ClientRate       float64
+	Broker           string
+	DrainTimeout     time.Duration
+	LogLevel         slog.Level
+	LogFormat        string
+	Pprof            bool
+}
+
+// Defaults returns the documented defaults.
+func Defaults() Config {
+	return Config{
+		Listen:           ":8080",
+		Path:             "/ws",
+		Admin:            "127.0.0.1:9090",
+		Shards:           runtime.GOMAXPROCS(0),
+		MaxMessageBytes:  65536,
+		MaxSubscriptions: 128,
+		PingInterval:     30 * time.Second,
+		IdleTimeout:      90 * time.Second,
+		HandshakeTimeout: 5 * time.Second,
+		WriteTimeout:     10 * time.Second,
+		SendQueueBytes:   1 << 20,
+		ClientRate:       50,
+		Broker:           "memory",
+		DrainTimeout:     30 * time.Second,
+		LogLevel:         slog.LevelInfo,
+		LogFormat:        "text",
+	}
+}
+
+// ErrHelp is returned by ParseFlags for -h and -help.
+var ErrHelp = flag.ErrHelp
+
+// ParseFlags parses args (without the program name). A flag that is not on
+// the command line is taken from getenv("SHARDGATE_<FLAG>") when set; the
+// command line wins. Errors are one line naming the flag. Usage text goes
+// to usage only for -h.
+func ParseFlags(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	cfg := Defaults()
+	fs := flag.NewFlagSet("shardgate", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "public WebSocket listen address")
+	fs.StringVar(&cfg.Path, "path", cfg.Path, "URL path of WebSocket upgrades")
+	fs.StringVar(&cfg.Admin, "admin", cfg.Admin, "admin listen address (metrics, health, publish API)")
+	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token required on /api/ (empty: none)")
+	fs.IntVar(&cfg.Shards, "shards", cfg.Shards, "number of shards (default GOMAXPROCS)")
+	fs.IntVar(&cfg.MaxConns, "max-conns", 0, "open connection limit (0: open-file limit less a reserve)")
+	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", cfg.MaxMessageBytes, "largest message, across fragments")
+	fs.IntVar(&cfg.MaxSubscriptions, "max-subscriptions", cfg.MaxSubscriptions, "channels one connection may subscribe to")
+	fs.DurationVar(&cfg.PingInterval, "ping-interval", cfg.PingInterval, "heartbeat ping period")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close connections silent this long")
+	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", cfg.HandshakeTimeout, "drop clients that do not finish the handshake in time")
+	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "close connections whose send queue makes no progress this long")
+	fs.IntVar(&cfg.SendQueueBytes, "send-queue-bytes", cfg.SendQueueBytes, "per-connection outbound queue cap (slow consumer above)")
+	fs.StringVar(&cfg.AuthSecret, "auth-secret", "", "HS256 JWT secret; empty: no auth")
+	fs.StringVar(&cfg.AllowedOrigins, "allowed-origins", "", "comma list of allowed Origins (empty: any)")
+	fs.Float64Var(&cfg.ClientRate, "client-rate", cfg.ClientRate, "requests per second per connection (bursts of twice that)")
+	fs.StringVar(&cfg.Broker, "broker", cfg.Broker, "memory or nats://host:port")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "how long shutdown waits for clients")
+	fs.TextVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve /debug/pprof/ on the admin listener")
+
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(usage)
+			fmt.Fprintln(usage, "usage: shardgate [flags]  (every flag can also be set as SHARDGATE_<FLAG>)")
+			fs.PrintDefaults()
+			return cfg, ErrHelp
+		}
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || envErr != nil {
+			return
+		}
+		name := "SHARDGATE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v := getenv(name)
+		if v == "" {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			envErr = fmt.Errorf("invalid value %q for flag -%s (from %s): %v", v, f.Name, name, err)
+		}
+	})
+	if envErr != nil {
+		return cfg, envErr
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks values that parse but make no sense.
+func (c Config) Validate() error {
+	bad := func(flag string, v any, why string) error {
+		return fmt.Errorf("invalid value %v for flag -%s: %s", v, flag, why)
+	}
+	switch {
+	case c.Listen == "":
+		return bad("listen", `""`, "must not be empty")
+	case !strings.HasPrefix(c.Path, "/"):
+		return bad("path", fmt.Sprintf("%q", c.Path), "must start with /")
+	case c.Admin == "":
+		return bad("admin", `""`, "must not be empty")
+	case c.Shards < 1 || c.Shards > 1024:
+		return bad("shards", c.Shards, "must be between 1 and 1024")
+	case c.MaxConns < 0:
+		return bad("max-conns", c.MaxConns, "must not be negative")
+	case c.MaxMessageBytes < 1 || c.MaxMessageBytes > 64<<20:
+		return bad("max-message-bytes", c.MaxMessageBytes, "must be between 1 and 67108864")
+	case c.MaxSubscriptions < 1:
+		return bad("max-subscriptions", c.MaxSubscriptions, "must be at least 1")
+	case c.PingInterval <= 0:
+		return bad("ping-interval", c.PingInterval, "must be positive")
+	case c.IdleTimeout <= 0:
+		return bad("idle-timeout", c.IdleTimeout, "must be positive")
+	case c.HandshakeTimeout <= 0:
+		return bad("handshake-timeout", c.HandshakeTimeout, "must be positive")
+	case c.WriteTimeout <= 0:
+		return bad("write-timeout", c.WriteTimeout, "must be positive")
+	case c.SendQueueBytes < 1024:
+		return bad("send-queue-bytes", c.SendQueueBytes, "must be at least 1024")
+	case c.ClientRate < 0:
+		return bad("client-rate", c.ClientRate, "must not be negative")
+	case c.DrainTimeout < 0:
+		return bad("drain-timeout", c.DrainTimeout, "must not be negative")
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return bad("log-format", fmt.Sprintf("%q", c.LogFormat), "must be text or json")
+	case c.Broker != "memory" && !strings.HasPrefix(c.Broker, "nats://"):
+		return bad("broker", fmt.Sprintf("%q", c.Broker), "must be memory or nats://host:port")
+	}
+	if c.AllowedOrigins != "" {
+		if _, err := auth.ParseOriginPolicy(c.AllowedOrigins); err != nil {
+			return fmt.Errorf("invalid value for flag -allowed-origins: %v", err)
+		}
+	}
+	return nil
+}

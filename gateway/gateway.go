@@ -1,0 +1,317 @@
+// Package gateway assembles a shardgate node: the public listener and its
+// epoll acceptor, the shards, the broker and its dispatcher, the admin
+// HTTP API, and the node's lifecycle (start, drain, stop).
+//
+// Lock order, everywhere in the node:
+//
+//	broker.Memory.mu → dispatcher.mu → Shard.mu
+//	Gateway.interestMu → (broker's own locks)
+//
+// No lock is held across socket I/O.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shardgate/shardgate/gateway/auth"
+	"github.com/shardgate/shardgate/gateway/broker"
+	"github.com/shardgate/shardgate/shard"
+	"golang.org/x/sys/unix"
+)
+
+// fdReserve is kept free of connections under the default -max-conns, for
+// the listener, the admin API, the broker, epoll instances and logs.
+const fdReserve = 256
+
+// Gateway is one running node.
+type Gateway struct {
+	cfg      Config
+	log      *slog.Logger
+	m        *metrics
+	shards   []*shard.Shard
+	disp     *dispatcher
+	broker   broker.Broker
+	acc      *acceptor
+	admin    *http.Server
+	adminLn  net.Listener
+	publicLn *net.TCPListener
+	maxConns int64
+
+	open     atomic.Int64 // upgraded connections not yet released
+	draining atomic.Bool
+	gone     chan struct{} // signalled when open drops to zero while draining
+
+	interestMu sync.Mutex
+	interest   map[string]int // channel → shards with local subscribers
+
+	stopClock chan struct{}
+	clockDone chan struct{}
+	adminDone chan struct{}
+}
+
+// New binds the listeners and starts serving. Run waits for shutdown.
+func New(cfg Config, log *slog.Logger) (g *Gateway, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	g = &Gateway{
+		cfg:       cfg,
+		log:       log,
+		m:         newMetrics(),
+		disp:      &dispatcher{},
+		gone:      make(chan struct{}, 1),
+		interest:  make(map[string]int),
+		stopClock: make(chan struct{}),
+		clockDone: make(chan struct{}),
+		adminDone: make(chan struct{}),
+	}
+	g.maxConns = int64(cfg.MaxConns)
+	if g.maxConns == 0 {
+		g.maxConns = defaultMaxConns()
+	}
+
+	var verifier *auth.Verifier
+	if cfg.AuthSecret != "" {
+		verifier = auth.NewVerifier([]byte(cfg.AuthSecret))
+	} else {
+		log.Warn("no -auth-secret set: every client may subscribe and publish to every channel")
+	}
+	var origins *auth.OriginPolicy
+	if cfg.AllowedOrigins != "" {
+		if origins, err = auth.ParseOriginPolicy(cfg.AllowedOrigins); err != nil {
+			return nil, fmt.Errorf("gateway: -allowed-origins: %w", err)
+		}
+	}
+
+	// Undo whatever was started if a later step fails.
+	defer func() {
+		if err != nil {
+			g.closeAll()
+		}
+	}()
+
+	switch {
+	case cfg.Broker == "memory":
+		g.broker = broker.NewMemory(g.disp.deliver)
+	default:
+		return nil, fmt.Errorf("gateway: broker %q is not supported by this build", cfg.Broker)
+	}
+	g.m.brokerConnected.Set(1)
+
+	for i := range cfg.Shards {
+		s, err := shard.New(shard.Options{
+			ID:               i,
+			MaxMessageBytes:  cfg.MaxMessageBytes,
+			MaxSubscriptions: cfg.MaxSubscriptions,
+			PingInterval:     cfg.PingInterval,
+			IdleTimeout:      cfg.IdleTimeout,
+			WriteTimeout:     cfg.WriteTimeout,
+			CloseTimeout:     5 * time.Second,
+			SendQueueBytes:   cfg.SendQueueBytes,
+			ClientRate:       cfg.ClientRate,
+			ClientBurst:      2 * cfg.ClientRate,
+			Publisher:        clientPublisher{g},
+			Metrics:          g.m.forShard(i),
+			Log:              log,
+			OnChannel:        g.onChannel,
+			OnRelease:        g.onRelease,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		g.shards = append(g.shards, s)
+	}
+	g.disp.shards = g.shards
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: listen %s: %w", cfg.Listen, err)
+	}
+	g.publicLn = ln.(*net.TCPListener)
+	if g.adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
+		return nil, fmt.Errorf("gateway: admin listen %s: %w", cfg.Admin, err)
+	}
+
+	hs := newHandshaker(cfg.Path, verifier, origins, g.maxConns, &g.open, g.m.upgrades)
+	if g.acc, err = newAcceptor(log, g.publicLn, hs, g.shards, cfg.HandshakeTimeout); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+
+	g.admin = &http.Server{Handler: g.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		defer close(g.adminDone)
+		if err := g.admin.Serve(g.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin server failed", "err", err)
+		}
+	}()
+	go g.clock()
+	log.Info("shardgate listening", "ws", g.publicLn.Addr().String()+cfg.Path, "admin", g.adminLn.Addr().String(),
+		"shards", cfg.Shards, "max_conns", g.maxConns, "broker", cfg.Broker)
+	return g, nil
+}
+
+// defaultMaxConns is the process's open-file limit less fdReserve.
+func defaultMaxConns() int64 {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == unix.RLIM_INFINITY {
+		return 1 << 20
+	}
+	return max(int64(lim.Cur)-fdReserve, 1)
+}
+
+// Addr is the public WebSocket listener's address.
+func (g *Gateway) Addr() net.Addr { return g.publicLn.Addr() }
+
+// AdminAddr is the admin listener's address.
+func (g *Gateway) AdminAddr() net.Addr { return g.adminLn.Addr() }
+
+// tickInterval is how often shards sweep heartbeats and timeouts: fine
+// enough for the shortest configured timer, never busier than 100 Hz.
+func (g *Gateway) tickInterval() time.Duration {
+	d := min(time.Second, g.cfg.PingInterval/4, g.cfg.IdleTimeout/4, g.cfg.HandshakeTimeout/4)
+	return max(d, 10*time.Millisecond)
+}
+
+// clock ticks every shard and the acceptor. One goroutine per node, not a
+// timer per connection.
+func (g *Gateway) clock() {
+	defer close(g.clockDone)
+	t := time.NewTicker(g.tickInterval())
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stopClock:
+			return
+		case <-t.C:
+			g.acc.Tick()
+			for _, s := range g.shards {
+				s.Tick()
+			}
+		}
+	}
+}
+
+// Run serves until ctx is done, then drains: readiness turns 503, the
+// listener closes, queued messages are delivered, every connection gets
+// close 1001 and up to -drain-timeout to answer. It returns nil after a
+// clean drain.
+func (g *Gateway) Run(ctx context.Context) error {
+	<-ctx.Done()
+	return g.Shutdown()
+}
+
+// Shutdown drains and stops the node (see Run).
+func (g *Gateway) Shutdown() error {
+	if g.draining.Swap(true) {
+		return errDraining
+	}
+	g.log.Info("draining", "connections", g.open.Load(), "timeout", g.cfg.DrainTimeout)
+	g.acc.Stop()
+	g.disp.startDrain(func(s *shard.Shard) { s.Drain(g.cfg.DrainTimeout) })
+	if g.open.Load() > 0 {
+		t := time.NewTimer(g.cfg.DrainTimeout)
+		select {
+		case <-g.gone:
+		case <-t.C:
+			g.log.Warn("drain timeout: closing remaining connections", "connections", g.open.Load())
+		}
+		t.Stop()
+	}
+	g.closeAll()
+	g.log.Info("stopped")
+	return nil
+}
+
+// closeAll stops whatever has been started, in dependency order.
+func (g *Gateway) closeAll() {
+	if g.acc != nil {
+		g.acc.Stop()
+	} else if g.publicLn != nil {
+		g.publicLn.Close()
+	}
+	if g.clockDone != nil && g.acc != nil {
+		select {
+		case <-g.stopClock:
+		default:
+			close(g.stopClock)
+			<-g.clockDone
+		}
+	}
+	for _, s := range g.shards {
+		if err := s.Close(); err != nil && !errors.Is(err, shard.ErrClosed) {
+			g.log.Warn("close shard", "shard", s.ID(), "err", err)
+		}
+	}
+	if g.broker != nil {
+		_ = g.broker.Close()
+	}
+	if g.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = g.admin.Shutdown(ctx)
+		cancel()
+		<-g.adminDone
+	} else if g.adminLn != nil {
+		g.adminLn.Close()
+	}
+}
+
+func (g *Gateway) onRelease() {
+	if g.open.Add(-1) == 0 && g.draining.Load() {
+		select {
+		case g.gone <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// onChannel keeps the node-wide count of shards interested in each
+// channel and tells the broker when the node gains or loses interest.
+func (g *Gateway) onChannel(channel string, active bool) {
+	g.interestMu.Lock()
+	defer g.interestMu.Unlock()
+	n := g.interest[channel]
+	if active {
+		g.interest[channel] = n + 1
+		if n == 0 {
+			g.broker.Interest(channel, true)
+		}
+		return
+	}
+	if n <= 1 {
+		delete(g.interest, channel)
+		g.broker.Interest(channel, false)
+		return
+	}
+	g.interest[channel] = n - 1
+}
+
+// publish sends a message through the broker; source labels the metric.
+func (g *Gateway) publish(channel string, data json.RawMessage, source string) error {
+	if g.draining.Load() {
+		return errDraining
+	}
+	if err := g.broker.Publish(channel, data); err != nil {
+		return err
+	}
+	g.m.publishes.WithLabelValues(source).Inc()
+	return nil
+}
+
+// clientPublisher lets shards publish on behalf of clients.
+type clientPublisher struct{ g *Gateway }
+
+func (p clientPublisher) PublishFromClient(channel string, data json.RawMessage) error {
+	return p.g.publish(channel, data, sourceClient)
+}

@@ -1,0 +1,180 @@
+package gateway
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shardgate/shardgate/gateway/auth"
+)
+
+// Rejections answered from the upgrader hooks, and the metric result each
+// one counts as.
+var (
+	errNotFound = ws.RejectConnectionError(ws.RejectionStatus(http.StatusNotFound),
+		ws.RejectionReason("not found"))
+	errForbiddenOrigin = ws.RejectConnectionError(ws.RejectionStatus(http.StatusForbidden),
+		ws.RejectionReason("origin not allowed"))
+	errUnauthorized = ws.RejectConnectionError(ws.RejectionStatus(http.StatusUnauthorized),
+		ws.RejectionReason("missing, invalid or expired token"),
+		ws.RejectionHeader(ws.HandshakeHeaderString("WWW-Authenticate: Bearer\r\n")))
+	errOverCapacity = ws.RejectConnectionError(ws.RejectionStatus(http.StatusServiceUnavailable),
+		ws.RejectionReason("over capacity"))
+)
+
+// Canned responses for requests gobwas/ws does not answer the way the
+// spec wants.
+var (
+	// A GET on the WebSocket path without "Upgrade: websocket".
+	responseUpgradeRequired = cannedResponse(http.StatusUpgradeRequired,
+		"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n",
+		"this endpoint speaks WebSocket only\n")
+	responseTooLarge = cannedResponse(http.StatusBadRequest, "", "request header too large\n")
+)
+
+func cannedResponse(code int, headers, body string) []byte {
+	return fmt.Appendf(nil, "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		code, http.StatusText(code), headers, len(body), body)
+}
+
+// handshaker runs WebSocket upgrades over complete, buffered request
+// headers. It is used by the acceptor goroutine only: the upgrader's hooks
+// are bound once and write into req, the state of the request at hand, so
+// an upgrade allocates no closures.
+type handshaker struct {
+	path     string
+	verifier *auth.Verifier     // nil: no auth
+	origins  *auth.OriginPolicy // nil: any origin
+	maxConns int64
+	open     *atomic.Int64 // upgraded connections not yet released
+	results  map[string]prometheus.Counter
+
+	up   ws.Upgrader
+	req  requestState
+	rd   bytes.Reader
+	resp bytes.Buffer
+}
+
+type requestState struct {
+	result    string
+	token     string
+	origin    []byte
+	hasOrigin bool
+	grants    *auth.Grants
+}
+
+type upgradeResult struct {
+	result   string
+	response []byte // valid until the next upgrade
+	grants   *auth.Grants
+}
+
+func newHandshaker(path string, verifier *auth.Verifier, origins *auth.OriginPolicy, maxConns int64, open *atomic.Int64, upgrades *prometheus.CounterVec) *handshaker {
+	h := &handshaker{
+		path:     path,
+		verifier: verifier,
+		origins:  origins,
+		maxConns: maxConns,
+		open:     open,
+		results:  make(map[string]prometheus.Counter),
+	}
+	for _, r := range []string{upgradeOK, upgradeBadRequest, upgradeUnauthorized, upgradeForbiddenOrigin, upgradeOverCapacity, upgradeTimeout} {
+		h.results[r] = upgrades.WithLabelValues(r)
+	}
+	h.up = ws.Upgrader{
+		ReadBufferSize:  maxHandshakeBytes,
+		OnRequest:       h.onRequest,
+		OnHeader:        h.onHeader,
+		OnBeforeUpgrade: h.onBeforeUpgrade,
+	}
+	return h
+}
+
+func (h *handshaker) count(result string) { h.results[result].Inc() }
+func (h *handshaker) opened()             { h.open.Add(1) }
+func (h *handshaker) released()           { h.open.Add(-1) }
+
+// handshakeIO feeds the buffered request to the upgrader and collects its
+// response, so the response leaves in one write.
+type handshakeIO struct{ h *handshaker }
+
+func (io handshakeIO) Read(p []byte) (int, error)  { return io.h.rd.Read(p) }
+func (io handshakeIO) Write(p []byte) (int, error) { return io.h.resp.Write(p) }
+
+// upgrade answers one request header (which ends with its blank line).
+func (h *handshaker) upgrade(req []byte) upgradeResult {
+	h.req = requestState{result: upgradeBadRequest, origin: h.req.origin[:0]}
+	h.rd.Reset(req)
+	h.resp.Reset()
+	_, err := h.up.Upgrade(handshakeIO{h})
+	switch {
+	case err == nil:
+		return upgradeResult{result: upgradeOK, response: h.resp.Bytes(), grants: h.req.grants}
+	case err == ws.ErrHandshakeBadUpgrade:
+		// gobwas answers a missing or foreign Upgrade header with 400; the
+		// spec (and RFC 7231) want 426 telling the client to upgrade.
+		return upgradeResult{result: upgradeBadRequest, response: responseUpgradeRequired}
+	default:
+		return upgradeResult{result: h.req.result, response: h.resp.Bytes()}
+	}
+}
+
+func (h *handshaker) onRequest(uri []byte) error {
+	path := uri
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		path = uri[:i]
+	}
+	if string(path) != h.path {
+		return errNotFound
+	}
+	if h.verifier != nil {
+		if tok, ok := auth.QueryToken(uri); ok {
+			h.req.token = tok
+		}
+	}
+	return nil
+}
+
+func (h *handshaker) onHeader(key, value []byte) error {
+	switch {
+	case h.origins != nil && bytes.EqualFold(key, []byte("Origin")):
+		// value is valid only during this call: keep a copy.
+		h.req.origin = append(h.req.origin[:0], value...)
+		h.req.hasOrigin = true
+	case h.verifier != nil && bytes.EqualFold(key, []byte("Authorization")):
+		if tok, ok := auth.BearerToken(value); ok {
+			h.req.token = tok
+		}
+	}
+	return nil
+}
+
+// onBeforeUpgrade runs once the request is a well-formed WebSocket upgrade.
+// Checks go from cheapest to dearest: origin, token, capacity.
+func (h *handshaker) onBeforeUpgrade() (ws.HandshakeHeader, error) {
+	if h.origins != nil && h.req.hasOrigin && !h.origins.Allowed(h.req.origin) {
+		h.req.result = upgradeForbiddenOrigin
+		return nil, errForbiddenOrigin
+	}
+	if h.verifier != nil {
+		if h.req.token == "" {
+			h.req.result = upgradeUnauthorized
+			return nil, errUnauthorized
+		}
+		g, err := h.verifier.Verify(h.req.token, time.Now())
+		if err != nil {
+			h.req.result = upgradeUnauthorized
+			return nil, errUnauthorized
+		}
+		h.req.grants = g
+	}
+	if h.open.Load() >= h.maxConns {
+		h.req.result = upgradeOverCapacity
+		return nil, errOverCapacity
+	}
+	return nil, nil
+}

@@ -1,0 +1,107 @@
+package gateway
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/shardgate/shardgate/shard"
+)
+
+// Upgrade results, the "result" label of shardgate_upgrades_total.
+const (
+	upgradeOK              = "ok"
+	upgradeBadRequest      = "bad_request"
+	upgradeUnauthorized    = "unauthorized"
+	upgradeForbiddenOrigin = "forbidden_origin"
+	upgradeOverCapacity    = "over_capacity"
+	upgradeTimeout         = "timeout"
+)
+
+// Publish sources, the "source" label of shardgate_publishes_total.
+const (
+	sourceAPI    = "api"
+	sourceClient = "client"
+	sourceBroker = "broker"
+)
+
+// metrics holds the gateway's registry and instruments. Each gateway has
+// its own registry: nothing is registered globally.
+type metrics struct {
+	reg             *prometheus.Registry
+	connections     *prometheus.GaugeVec
+	subscriptions   *prometheus.GaugeVec
+	msgsReceived    *prometheus.CounterVec
+	msgsSent        *prometheus.CounterVec
+	bytesReceived   *prometheus.CounterVec
+	bytesSent       *prometheus.CounterVec
+	disconnects     *prometheus.CounterVec
+	broadcast       *prometheus.HistogramVec
+	upgrades        *prometheus.CounterVec
+	publishes       *prometheus.CounterVec
+	brokerConnected prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	const ns = "shardgate"
+	shardL := []string{"shard"}
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "connections",
+			Help: "Open WebSocket connections."}, shardL),
+		subscriptions: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "subscriptions",
+			Help: "Channel subscriptions held by open connections."}, shardL),
+		msgsReceived: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_received_total",
+			Help: "Text messages received from clients."}, shardL),
+		msgsSent: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "messages_sent_total",
+			Help: "Text messages (broadcasts and replies) handed to client sockets."}, shardL),
+		bytesReceived: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "bytes_received_total",
+			Help: "Bytes read from client sockets after the handshake."}, shardL),
+		bytesSent: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "bytes_sent_total",
+			Help: "Bytes written to client sockets after the handshake."}, shardL),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "disconnects_total",
+			Help: "Connections closed, by reason."}, []string{"shard", "reason"}),
+		broadcast: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "broadcast_duration_seconds",
+			Help:    "Time to hand one message to all of a shard's subscribers.",
+			Buckets: prometheus.ExponentialBuckets(10e-6, 4, 10)}, shardL),
+		upgrades: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "upgrades_total",
+			Help: "WebSocket upgrade attempts, by result."}, []string{"result"}),
+		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "publishes_total",
+			Help: "Messages published, by source."}, []string{"source"}),
+		brokerConnected: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "broker_connected",
+			Help: "1 while the broker is reachable."}),
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.connections, m.subscriptions, m.msgsReceived, m.msgsSent, m.bytesReceived, m.bytesSent,
+		m.disconnects, m.broadcast, m.upgrades, m.publishes, m.brokerConnected,
+	)
+	// Every label value exists from the start, so dashboards and alerts
+	// see zeros rather than missing series.
+	for _, r := range []string{upgradeOK, upgradeBadRequest, upgradeUnauthorized, upgradeForbiddenOrigin, upgradeOverCapacity, upgradeTimeout} {
+		m.upgrades.WithLabelValues(r)
+	}
+	for _, s := range []string{sourceAPI, sourceClient, sourceBroker} {
+		m.publishes.WithLabelValues(s)
+	}
+	return m
+}
+
+// forShard returns shard id's instruments, curried with its label.
+func (m *metrics) forShard(id int) shard.Metrics {
+	l := strconv.Itoa(id)
+	sm := shard.Metrics{
+		Connections:       m.connections.WithLabelValues(l),
+		Subscriptions:     m.subscriptions.WithLabelValues(l),
+		MessagesReceived:  m.msgsReceived.WithLabelValues(l),
+		MessagesSent:      m.msgsSent.WithLabelValues(l),
+		BytesReceived:     m.bytesReceived.WithLabelValues(l),
+		BytesSent:         m.bytesSent.WithLabelValues(l),
+		BroadcastDuration: m.broadcast.WithLabelValues(l),
+	}
+	for _, r := range shard.Reasons() {
+		sm.Disconnects[r] = m.disconnects.WithLabelValues(l, r.String())
+	}
+	return sm
+}

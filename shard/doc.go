@@ -1,0 +1,35 @@
+// Package shard owns a set of WebSocket connections: their sockets, their
+// subscriptions, their outbound queues, their heartbeats and the fan-out of
+// broadcast frames to them.
+//
+// # Ownership and goroutines
+//
+// A Shard runs on exactly one goroutine: the wait goroutine of its own
+// poller. Socket readiness callbacks, the fan-out of broadcasts, heartbeat
+// sweeps and closing connections all happen there, so connection state
+// needs no lock at all. Other goroutines (the acceptor handing over an
+// upgraded socket, the dispatcher handing over a broadcast frame, the clock
+// ticking, the gateway draining) reach the shard only through its inbox: a
+// slice guarded by Shard.mu, plus one eventfd wake-up (poller.Waker).
+//
+// Goroutines therefore scale with shards, never with connections: an idle
+// connection is a ~200-byte struct, an entry in the poller's callback map
+// and a kernel socket.
+//
+// # Lock order
+//
+// There is one lock per shard, Shard.mu, and it guards only the inbox. It is
+// never held while calling out of the package, while doing I/O, or while
+// taking another shard's lock. The gateway's dispatcher lock may be held
+// while taking Shard.mu (dispatcher.mu → Shard.mu), never the reverse.
+//
+// # Outbound
+//
+// A broadcast frame is encoded once by the caller and shared, read-only, by
+// every subscriber. Each connection writes it directly when its queue is
+// empty; only what the socket does not take is queued (as a reference, or a
+// pooled copy for frames owned by that connection). Frames for the same
+// connection that arrive in one inbox pass leave in one writev. A queue
+// over Options.SendQueueBytes makes the connection a slow consumer: it is
+// closed with 1008 and never delays anyone else.
+package shard

@@ -1,0 +1,85 @@
+package shard
+
+import (
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// sweep runs on every clock tick: heartbeat pings, idle timeouts, stalled
+// queues and closing connections whose peer never answered. It walks the
+// connections backwards so that releasing the current one (which swaps the
+// last into its place) neither skips nor repeats anyone.
+func (s *Shard) sweep() {
+	now := s.now()
+	idle := int64(s.opts.IdleTimeout)
+	stall := int64(s.opts.WriteTimeout)
+	ping := int64(s.opts.PingInterval)
+	for i := len(s.all) - 1; i >= 0; i-- {
+		if i >= len(s.all) {
+			continue
+		}
+		c := s.all[i]
+		switch c.state {
+		case stateOpen:
+			switch {
+			case idle > 0 && now-c.lastRead > idle:
+				s.closeConn(c, ws.StatusGoingAway, "idle timeout", ReasonIdleTimeout)
+			case stall > 0 && c.out != nil && now-c.stallSince > stall:
+				s.closeConn(c, ws.StatusPolicyViolation, "write timeout", ReasonSlowConsumer)
+			case ping > 0 && now >= c.nextPing:
+				c.nextPing = now + ping
+				s.send(c, s.pingFrame, nil, false)
+			}
+		case stateClosing:
+			if now > c.deadline {
+				s.release(c)
+			}
+		}
+	}
+	s.flushStats()
+}
+
+// drain closes every connection with 1001 after what is already queued for
+// it, and gives clients until timeout to answer.
+func (s *Shard) drain(timeout time.Duration) {
+	s.draining = true
+	deadline := s.now() + int64(timeout)
+	for i := len(s.all) - 1; i >= 0; i-- {
+		if i >= len(s.all) {
+			continue
+		}
+		c := s.all[i]
+		if c.state == stateOpen {
+			s.closeConn(c, ws.StatusGoingAway, "shutdown", ReasonShutdown)
+		}
+		if c.state == stateClosing {
+			c.deadline = deadline
+		}
+	}
+	s.flushStats()
+}
+
+// stats accumulates counters during one pass of the shard goroutine; they
+// are added to the Prometheus instruments once per pass, not per frame.
+type stats struct {
+	recvMsgs, recvBytes, sentMsgs, sentBytes int
+}
+
+func (s *Shard) flushStats() {
+	st := &s.stats
+	m := &s.opts.Metrics
+	if st.recvMsgs > 0 {
+		m.MessagesReceived.Add(float64(st.recvMsgs))
+	}
+	if st.recvBytes > 0 {
+		m.BytesReceived.Add(float64(st.recvBytes))
+	}
+	if st.sentMsgs > 0 {
+		m.MessagesSent.Add(float64(st.sentMsgs))
+	}
+	if st.sentBytes > 0 {
+		m.BytesSent.Add(float64(st.sentBytes))
+	}
+	*st = stats{}
+}

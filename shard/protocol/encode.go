@@ -1,0 +1,185 @@
+package protocol
+
+import (
+	"encoding/json"
+	"slices"
+	"unicode/utf8"
+)
+
+// The encoders below append to a caller-owned buffer and allocate only when
+// that buffer has to grow, so a shard can encode into a pooled buffer and a
+// broadcast is encoded once for all its subscribers.
+//
+// Strings (channel names, error codes and messages) are JSON-escaped. Channel
+// names that passed ValidChannel never need it and take a copy-only path; the
+// escaping is there so that a caller's mistake yields a wrong name, never
+// broken JSON. Raw values (ids, data) are copied verbatim and must be valid
+// JSON in valid UTF-8 — what ParseRequest returns always is.
+
+// AppendAck appends the reply to a successful request,
+// {"type":"subscribed","channel":"news","id":1} (or "unsubscribed",
+// "published"). The "id" member is left out when id is empty.
+func AppendAck(dst []byte, t Type, channel string, id json.RawMessage) []byte {
+	dst = append(dst, `{"type":"`...)
+	dst = append(dst, t.ackName()...)
+	dst = append(dst, `","channel":`...)
+	dst = appendString(dst, channel)
+	if len(id) > 0 {
+		dst = append(dst, `,"id":`...)
+		dst = append(dst, id...)
+	}
+	return append(dst, '}')
+}
+
+// ackName is the reply type that acknowledges a request of type t. An
+// invalid t gets "ack" so the output stays well-formed.
+func (t Type) ackName() string {
+	switch t {
+	case TypeSubscribe:
+		return "subscribed"
+	case TypeUnsubscribe:
+		return "unsubscribed"
+	case TypePublish:
+		return "published"
+	}
+	return "ack"
+}
+
+// AppendError appends {"type":"error","id":3,"code":"…","message":"…"}. The
+// "id" member is left out when id is empty. A nil e is encoded as an error
+// with empty code and message rather than panicking on a reply path.
+func AppendError(dst []byte, id json.RawMessage, e *Error) []byte {
+	var code, msg string
+	if e != nil {
+		code, msg = e.Code, e.Message
+	}
+	dst = append(dst, `{"type":"error"`...)
+	if len(id) > 0 {
+		dst = append(dst, `,"id":`...)
+		dst = append(dst, id...)
+	}
+	dst = append(dst, `,"code":`...)
+	dst = appendString(dst, code)
+	dst = append(dst, `,"message":`...)
+	dst = appendString(dst, msg)
+	return append(dst, '}')
+}
+
+const (
+	messagePrefix  = `{"type":"message",`
+	messageChannel = `"channel":`
+	messageData    = `"data":`
+)
+
+// AppendMessage appends {"type":"message","channel":"news","data":<data>}
+// with data verbatim. An empty channel means a message to every connection
+// and leaves the "channel" member out; empty data is encoded as null. dst
+// grows at most once, to exactly MessageLen more bytes.
+func AppendMessage(dst []byte, channel string, data json.RawMessage) []byte {
+	dst = slices.Grow(dst, MessageLen(channel, data))
+	dst = append(dst, messagePrefix...)
+	if channel != "" {
+		dst = append(dst, messageChannel...)
+		dst = appendString(dst, channel)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, messageData...)
+	if len(data) == 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, data...)
+	}
+	return append(dst, '}')
+}
+
+// MessageLen is the exact number of bytes AppendMessage appends for channel
+// and data, so that a broadcast frame (header included) can be sized and
+// allocated once.
+func MessageLen(channel string, data json.RawMessage) int {
+	n := len(messagePrefix) + len(messageData) + 1 // closing brace
+	if channel != "" {
+		n += len(messageChannel) + quotedLen(channel) + 1 // comma
+	}
+	if len(data) == 0 {
+		n += len("null")
+	} else {
+		n += len(data)
+	}
+	return n
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Quotes, backslashes and control
+// characters are escaped, and each byte of invalid UTF-8 becomes \ufffd (as
+// encoding/json does) because the result goes out in a WebSocket text frame,
+// which must be valid UTF-8. quotedLen must stay in step with it.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// quotedLen is len(appendString(nil, s)) without encoding.
+func quotedLen(s string) int {
+	n := 2
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c >= 0x20 && c != '"' && c != '\\':
+				n++
+			case c == '"', c == '\\', c == '\n', c == '\r', c == '\t':
+				n += 2
+			default:
+				n += 6
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			n += len(`\ufffd`)
+			i++
+			continue
+		}
+		n += size
+		i += size
+	}
+	return n
+}

@@ -1,0 +1,314 @@
+package shard
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/shardgate/shardgate/bufpool"
+	"github.com/shardgate/shardgate/poller"
+	"github.com/shardgate/shardgate/shard/wsframe"
+	"golang.org/x/sys/unix"
+)
+
+// Errors returned by a Shard.
+var (
+	ErrClosed     = errors.New("shard: closed")
+	ErrOverloaded = errors.New("shard: inbox full")
+)
+
+// Grants says what an authenticated connection may do. A nil Grants
+// allows everything (the gateway runs without an auth secret).
+type Grants interface {
+	CanSubscribe(channel string) bool
+	CanPublish(channel string) bool
+}
+
+// Publisher takes messages published by clients. It is called on the
+// shard's goroutine and must not block; data is valid only during the call.
+// An error is reported to the client as "unavailable".
+type Publisher interface {
+	PublishFromClient(channel string, data json.RawMessage) error
+}
+
+// Options configures a shard. Zero durations disable the matching timer.
+type Options struct {
+	ID               int
+	MaxMessageBytes  int           // one client message, across fragments
+	MaxSubscriptions int           // per connection
+	PingInterval     time.Duration // heartbeat ping period
+	IdleTimeout      time.Duration // close after this long without input
+	WriteTimeout     time.Duration // close a queue that made no progress this long
+	CloseTimeout     time.Duration // how long a closing connection may take to answer our close frame
+	SendQueueBytes   int           // per-connection outbound cap
+	ClientRate       float64       // requests per second per connection (0 = unlimited)
+	ClientBurst      float64       // token-bucket depth
+	InboxLimit       int           // broadcasts waiting in the inbox before ErrOverloaded
+
+	Publisher Publisher
+	Metrics   Metrics
+	Log       *slog.Logger
+
+	// OnChannel is called on the shard goroutine when a channel gains its
+	// first (active=true) or loses its last (active=false) subscriber on
+	// this shard. It must not block.
+	OnChannel func(channel string, active bool)
+	// OnRelease is called once per connection when its socket is closed.
+	OnRelease func()
+}
+
+// Shard owns connections. See the package doc for the threading model.
+type Shard struct {
+	opts   Options
+	log    *slog.Logger
+	poll   *poller.Poller
+	waker  *poller.Waker
+	pool   *bufpool.Pool
+	epoch  time.Time    // monotonic origin of the int64 clocks in conn
+	conns  atomic.Int64 // attached and not yet released: read by the acceptor for balancing
+	closed atomic.Bool
+
+	mu         sync.Mutex // guards inbox, inboxCasts; see the lock order in doc.go
+	inbox      []task
+	inboxCasts int
+
+	// Everything below is owned by the shard goroutine.
+	work      []task // the inbox swapped out for one pass
+	all       []*conn
+	channels  map[string]*channel
+	readBuf   []byte
+	batch     []delivery
+	dirty     []*conn
+	iov       []unix.Iovec
+	again     []*conn // connections whose input was cut short to bound a pass
+	draining  bool
+	stats     stats
+	cur       *conn                                   // the connection being decoded
+	onFrame   func(op ws.OpCode, payload []byte) bool // s.handleFrame, bound once
+	pingFrame []byte                                  // shared, read-only
+}
+
+type taskKind uint8
+
+const (
+	taskAttach taskKind = iota
+	taskBroadcast
+	taskTick
+	taskDrain
+)
+
+type task struct {
+	kind    taskKind
+	conn    *conn         // attach
+	channel string        // broadcast; "" means every connection
+	frame   []byte        // broadcast: encoded once, shared, read-only
+	timeout time.Duration // drain
+}
+
+// New creates a shard with its own poller and wait goroutine.
+func New(opts Options) (*Shard, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.MaxMessageBytes <= 0 {
+		return nil, fmt.Errorf("shard %d: MaxMessageBytes must be positive", opts.ID)
+	}
+	if opts.InboxLimit <= 0 {
+		opts.InboxLimit = 1 << 16
+	}
+	if opts.CloseTimeout <= 0 {
+		opts.CloseTimeout = 5 * time.Second
+	}
+	s := &Shard{
+		opts:     opts,
+		log:      opts.Log.With("shard", opts.ID),
+		pool:     bufpool.New(),
+		epoch:    time.Now(),
+		channels: make(map[string]*channel),
+		// Room for the largest partial frame kept between reads plus one
+		// read's worth of fresh bytes.
+		readBuf:   make([]byte, opts.MaxMessageBytes+maxFrameHeader+readChunk),
+		iov:       make([]unix.Iovec, 0, maxIovecs),
+		pingFrame: wsframe.AppendFrame(nil, ws.OpPing, nil),
+	}
+	s.onFrame = s.handleFrame
+	p, err := poller.New(s.log)
+	if err != nil {
+		return nil, fmt.Errorf("shard %d: %w", opts.ID, err)
+	}
+	s.poll = p
+	w, err := poller.NewWaker(p, s.runInbox)
+	if err != nil {
+		p.Close()
+		return nil, fmt.Errorf("shard %d: %w", opts.ID, err)
+	}
+	s.waker = w
+	return s, nil
+}
+
+// ID returns the shard's index.
+func (s *Shard) ID() int { return s.opts.ID }
+
+// Conns returns the number of connections the shard holds (including those
+// still closing). Safe from any goroutine.
+func (s *Shard) Conns() int64 { return s.conns.Load() }
+
+// Attach hands an upgraded, non-blocking socket to the shard, which owns it
+// from now on (and closes it). pending holds bytes the client sent after its
+// handshake; it is copied. grants may be nil.
+func (s *Shard) Attach(fd int, pending []byte, grants Grants) error {
+	c := &conn{fd: fd, grants: grants, idx: -1}
+	if len(pending) > 0 {
+		b := s.pool.Get(len(pending))
+		copy(*b, pending)
+		c.partial = b
+	}
+	s.conns.Add(1)
+	if err := s.push(task{kind: taskAttach, conn: c}, false); err != nil {
+		s.conns.Add(-1)
+		if c.partial != nil {
+			s.pool.Put(c.partial)
+		}
+		return err
+	}
+	return nil
+}
+
+// Broadcast queues frame for every subscriber of channel ("" = every
+// connection). frame must be a complete encoded WebSocket frame; the shard
+// keeps a reference until every subscriber has written it, so the caller
+// must never modify it.
+func (s *Shard) Broadcast(channel string, frame []byte) error {
+	return s.push(task{kind: taskBroadcast, channel: channel, frame: frame}, true)
+}
+
+// CanBroadcast reports whether a Broadcast would be accepted now. The
+// dispatcher checks every shard before handing a message to any, so that a
+// message is either queued on all shards or on none.
+func (s *Shard) CanBroadcast() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.closed.Load() && s.inboxCasts < s.opts.InboxLimit
+}
+
+// Tick runs the heartbeat and timeout sweep.
+func (s *Shard) Tick() {
+	_ = s.push(task{kind: taskTick}, false)
+}
+
+// Drain sends close 1001 to every connection after whatever is already
+// queued for it, refuses new connections, and lets clients answer; the
+// shard releases each connection when it answers or timeout passes.
+func (s *Shard) Drain(timeout time.Duration) {
+	_ = s.push(task{kind: taskDrain, timeout: timeout}, false)
+}
+
+func (s *Shard) push(t task, cast bool) error {
+	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if cast {
+		if s.inboxCasts >= s.opts.InboxLimit {
+			s.mu.Unlock()
+			return ErrOverloaded
+		}
+		s.inboxCasts++
+	}
+	s.inbox = append(s.inbox, t)
+	s.mu.Unlock()
+	s.waker.Wake()
+	return nil
+}
+
+// maxTasksPerPass bounds one inbox pass so socket events of this shard are
+// served between passes even under a publish flood.
+const maxTasksPerPass = 256
+
+// runInbox runs on the shard goroutine after Wake.
+func (s *Shard) runInbox() {
+	s.mu.Lock()
+	n := min(len(s.inbox), maxTasksPerPass)
+	s.work = append(s.work[:0], s.inbox[:n]...)
+	rest := copy(s.inbox, s.inbox[n:])
+	clear(s.inbox[rest:])
+	s.inbox = s.inbox[:rest]
+	for i := range s.work {
+		if s.work[i].kind == taskBroadcast {
+			s.inboxCasts--
+		}
+	}
+	s.mu.Unlock()
+	if rest > 0 {
+		s.waker.Wake()
+	}
+
+	for i := 0; i < len(s.work); {
+		t := &s.work[i]
+		switch t.kind {
+		case taskBroadcast:
+			// Consecutive broadcasts form one batch: each connection
+			// writes all of its frames of the batch in one writev.
+			j := i + 1
+			for j < len(s.work) && s.work[j].kind == taskBroadcast {
+				j++
+			}
+			s.broadcast(s.work[i:j])
+			i = j
+			continue
+		case taskAttach:
+			s.attach(t.conn)
+		case taskTick:
+			s.sweep()
+		case taskDrain:
+			s.drain(t.timeout)
+		}
+		i++
+	}
+	clear(s.work)
+	s.work = s.work[:0]
+	s.resumeReads()
+	s.flushStats()
+}
+
+// now returns the shard clock in nanoseconds since epoch.
+func (s *Shard) now() int64 { return int64(time.Since(s.epoch)) }
+
+// Close stops the shard: its wait goroutine exits and every socket it
+// still holds is closed without further ceremony. Use Drain first for a
+// graceful shutdown.
+func (s *Shard) Close() error {
+	s.mu.Lock()
+	if s.closed.Swap(true) {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	orphans := s.inbox
+	s.inbox = nil
+	s.mu.Unlock()
+	for _, t := range orphans {
+		if t.kind == taskAttach {
+			s.release(t.conn) // never attached: release only closes the socket
+		}
+	}
+	// After Close returns the wait goroutine has exited: this goroutine
+	// now owns the shard's state.
+	err := s.poll.Close()
+	for len(s.all) > 0 {
+		c := s.all[len(s.all)-1]
+		if c.state == stateOpen {
+			s.countDisconnect(c, ReasonShutdown)
+		}
+		s.release(c)
+	}
+	if werr := s.waker.Close(s.poll); werr != nil && !errors.Is(werr, poller.ErrClosed) {
+		err = errors.Join(err, werr)
+	}
+	return err
+}

@@ -1,0 +1,316 @@
+package wsframe
+
+import (
+	"encoding/binary"
+	"math"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+)
+
+// Bits of the first two header bytes (RFC 6455 section 5.2).
+const (
+	finBit  = 0x80 // byte 0: final fragment
+	rsvBits = 0x70 // byte 0: RSV1-3, meaningless without extensions
+	opBits  = 0x0f // byte 0: opcode
+	maskBit = 0x80 // byte 1: payload is masked
+	lenBits = 0x7f // byte 1: payload length or length code
+
+	maxLen7   = 125 // largest length carried in the 7-bit field
+	lenCode16 = 126 // a 16-bit length follows
+	lenCode64 = 127 // a 64-bit length follows
+)
+
+// Allocator supplies the memory for reassembling fragmented messages, so the
+// caller can pool it per shard (*bufpool.Pool satisfies it).
+type Allocator interface {
+	// Get returns a buffer of length n; its capacity may be larger. The
+	// Decoder owns it until it hands it back with Put.
+	Get(n int) *[]byte
+	// Put takes back a buffer from Get. The Decoder keeps no slice of it.
+	Put(b *[]byte)
+}
+
+// Decoder holds what must survive between reads of one connection: the
+// state of a fragmented message in progress. It is two words; the zero value
+// is ready to use and is what an idle connection between messages holds.
+//
+// A Decoder is used by one goroutine at a time (the shard loop owning the
+// connection). Every call must pass the same Allocator, which owns the
+// reassembly buffer while a fragmented message is in progress.
+type Decoder struct {
+	// op is the opcode of the fragmented message in progress, or
+	// ws.OpContinuation (zero) when there is none.
+	op ws.OpCode
+	// msg holds the message's payload received so far. It is nil when no
+	// fragmented message is in progress and also while its fragments have
+	// carried no bytes, so empty fragments borrow nothing.
+	msg *[]byte
+}
+
+// Decode parses the complete frames at the start of buf and returns n, the
+// number of bytes they took. buf[n:] is the start of a frame that is not
+// complete yet; the caller keeps it and presents it again, with more bytes
+// appended, in the next call. A frame is never consumed partly, so the
+// caller may move or grow that tail between calls.
+//
+// Payloads are unmasked in place: the consumed part of buf is modified. fn is
+// called with each complete text message and with each control frame (ping,
+// pong, close), in wire order; control frames that arrive between the
+// fragments of a message are delivered as they come, and the message
+// continues afterwards. A payload of an unfragmented frame is a slice of buf;
+// a fragmented message's payload is the reassembly buffer, which goes back
+// to alloc when fn returns. Either way payload is valid only until fn
+// returns: copy what must outlive the call. fn must not call d's methods.
+// If fn returns false Decode stops after that frame, returning the bytes
+// consumed so far, which include that frame; the gateway does that after a
+// close frame, which ends the connection's input.
+//
+// maxMessage bounds the payload of one text message, summed over its
+// fragments; a negative value counts as 0. Control frames are bounded by the
+// protocol's 125 bytes instead. A header that would take the message past
+// maxMessage fails as soon as its length field is in, before any of the
+// payload is buffered. Only a fragmented message uses alloc; alloc may be
+// nil, in which case reassembly buffers come from the heap.
+//
+// A violation of the protocol returns a *CloseError with the status code the
+// server must close with, and n is the offset of the offending frame:
+//   - 1002 (ws.StatusProtocolError): RSV bits set, a reserved opcode, an
+//     unmasked client frame, a fragmented control frame or one over 125
+//     bytes, a continuation frame with no message in progress, a text or
+//     binary frame while one is, a 64-bit length with its top bit set, a
+//     close payload of 1 byte or with a code not allowed on the wire;
+//   - 1003 (ws.StatusUnsupportedData): a binary frame;
+//   - 1007 (ws.StatusInvalidFramePayloadData): a text message, or a close
+//     reason, that is not valid UTF-8;
+//   - 1009 (ws.StatusMessageTooBig): a message longer than maxMessage.
+//
+// Checks run in the order their bytes arrive (first two header bytes, the
+// extended length, then the payload), so the same input fails the same way
+// however it is split across calls. After an error the reassembly buffer is
+// already back in alloc, and d must not be used again until Reset.
+func (d *Decoder) Decode(buf []byte, maxMessage int, alloc Allocator, fn func(op ws.OpCode, payload []byte) bool) (n int, err error) {
+	maxMessage = max(maxMessage, 0)
+	for {
+		frame := buf[n:]
+		if len(frame) < 2 {
+			return n, nil
+		}
+		b0, b1 := frame[0], frame[1]
+		fin := b0&finBit != 0
+		op := ws.OpCode(b0 & opBits)
+		control := op.IsControl()
+		switch {
+		case b0&rsvBits != 0:
+			return n, d.fail(alloc, ws.StatusProtocolError, "reserved bits set")
+		case op.IsReserved():
+			return n, d.fail(alloc, ws.StatusProtocolError, "reserved opcode")
+		case b1&maskBit == 0:
+			return n, d.fail(alloc, ws.StatusProtocolError, "client frame not masked")
+		case control && !fin:
+			return n, d.fail(alloc, ws.StatusProtocolError, "fragmented control frame")
+		case op == ws.OpContinuation && d.op == ws.OpContinuation:
+			return n, d.fail(alloc, ws.StatusProtocolError, "continuation frame with no message in progress")
+		case !control && op != ws.OpContinuation && d.op != ws.OpContinuation:
+			return n, d.fail(alloc, ws.StatusProtocolError, "new message while a fragmented one is in progress")
+		case op == ws.OpBinary:
+			return n, d.fail(alloc, ws.StatusUnsupportedData, "binary messages not supported")
+		}
+
+		// The length is checked as soon as its bytes are in, without
+		// waiting for the mask key.
+		hlen, length, ok := parseLength(frame)
+		if !ok {
+			return n, nil
+		}
+		switch {
+		case length > math.MaxInt64:
+			return n, d.fail(alloc, ws.StatusProtocolError, "64-bit length with the most significant bit set")
+		case control:
+			if length > ws.MaxControlFramePayloadSize {
+				return n, d.fail(alloc, ws.StatusProtocolError, "control frame payload over 125 bytes")
+			}
+		default:
+			// Compared as room left rather than as a sum: length comes from
+			// the peer and may be near 2^63.
+			have := d.len()
+			if have > maxMessage || length > uint64(maxMessage-have) {
+				return n, d.fail(alloc, ws.StatusMessageTooBig, "message too big")
+			}
+		}
+		// length is now bounded by maxMessage or 125, so it fits an int.
+		if len(frame) < hlen || uint64(len(frame)-hlen) < length {
+			return n, nil
+		}
+		end := hlen + int(length)
+		payload := frame[hlen:end]
+		ws.Cipher(payload, [4]byte(frame[hlen-4:hlen]), 0)
+
+		switch {
+		case control:
+			if op == ws.OpClose {
+				if err := checkClose(payload); err != nil {
+					d.Reset(alloc)
+					return n, err
+				}
+			}
+			n += end
+			if !fn(op, payload) {
+				return n, nil
+			}
+
+		case fin && op != ws.OpContinuation:
+			// Unfragmented: validated and delivered in place, no copy.
+			if op == ws.OpText && !utf8.Valid(payload) {
+				return n, d.fail(alloc, ws.StatusInvalidFramePayloadData, "invalid UTF-8 in text message")
+			}
+			n += end
+			if !fn(op, payload) {
+				return n, nil
+			}
+
+		default:
+			if op != ws.OpContinuation {
+				d.op = op
+			}
+			d.appendFragment(alloc, payload, maxMessage)
+			if !fin {
+				n += end
+				continue
+			}
+			// Fragments may split a rune, so UTF-8 is checked on the whole
+			// message only.
+			var msg []byte
+			if d.msg != nil {
+				msg = *d.msg
+			}
+			if d.op == ws.OpText && !utf8.Valid(msg) {
+				return n, d.fail(alloc, ws.StatusInvalidFramePayloadData, "invalid UTF-8 in text message")
+			}
+			n += end
+			more := fn(d.op, msg)
+			d.Reset(alloc)
+			if !more {
+				return n, nil
+			}
+		}
+	}
+}
+
+// Reset gives the reassembly buffer, if any, back to alloc and returns d to
+// its zero state. Call it when the connection goes away (a fragmented message
+// may be in progress) or to reuse d after an error. alloc must be the
+// Allocator passed to Decode.
+func (d *Decoder) Reset(alloc Allocator) {
+	if d.msg != nil {
+		put(alloc, d.msg)
+	}
+	*d = Decoder{}
+}
+
+// fail releases d's state and returns the close error for a violation.
+func (d *Decoder) fail(alloc Allocator, code ws.StatusCode, reason string) error {
+	d.Reset(alloc)
+	return closeError(code, reason)
+}
+
+// len returns the length of the fragmented message received so far.
+func (d *Decoder) len() int {
+	if d.msg == nil {
+		return 0
+	}
+	return len(*d.msg)
+}
+
+// appendFragment adds a fragment's payload to the message in progress.
+//
+// The buffer grows only by bytes that have arrived (the whole fragment is in
+// buf), never on a declared length. It at least doubles, so a message of k
+// fragments costs O(log k) copies, but never beyond maxMessage, which the
+// header check already holds the message to.
+func (d *Decoder) appendFragment(alloc Allocator, p []byte, maxMessage int) {
+	if len(p) == 0 {
+		return
+	}
+	if d.msg == nil {
+		b := get(alloc, len(p))
+		*b = append((*b)[:0], p...)
+		d.msg = b
+		return
+	}
+	old := *d.msg
+	if need := len(old) + len(p); need > cap(old) {
+		b := get(alloc, max(min(2*cap(old), maxMessage), need))
+		*b = append((*b)[:0], old...)
+		put(alloc, d.msg)
+		d.msg = b
+	}
+	*d.msg = append(*d.msg, p...)
+}
+
+// get and put route to alloc, or to the heap when alloc is nil.
+func get(alloc Allocator, n int) *[]byte {
+	if alloc == nil {
+		b := make([]byte, n)
+		return &b
+	}
+	return alloc.Get(n)
+}
+
+func put(alloc Allocator, b *[]byte) {
+	if alloc != nil {
+		alloc.Put(b)
+	}
+}
+
+// Need returns the total size (header and payload) of the frame that starts
+// buf, or 0 while buf holds less than the whole header. The caller uses it to
+// size the buffer that collects a partial frame before reading more.
+//
+// Need does not validate the header. On a tail that Decode left unconsumed
+// it is at most ws.MaxHeaderSize plus maxMessage (or plus 125 for a control
+// frame), because Decode rejects a longer frame as soon as its length field
+// is in.
+// On unchecked input a declared length that does not fit an int gives
+// math.MaxInt.
+func Need(buf []byte) int {
+	hlen, length, ok := parseLength(buf)
+	if !ok || len(buf) < hlen {
+		return 0
+	}
+	if length > uint64(math.MaxInt-hlen) {
+		return math.MaxInt
+	}
+	return hlen + int(length)
+}
+
+// parseLength returns the header length and the declared payload length of
+// the frame starting at b, or ok false while b ends before the length does.
+// The mask key, if any, may still be missing: len(b) < hlen. Non-minimal
+// length encodings are accepted as they are.
+func parseLength(b []byte) (hlen int, length uint64, ok bool) {
+	if len(b) < 2 {
+		return 0, 0, false
+	}
+	hlen = 2
+	if b[1]&maskBit != 0 {
+		hlen += 4
+	}
+	switch code := b[1] & lenBits; code {
+	case lenCode16:
+		if len(b) < 4 {
+			return 0, 0, false
+		}
+		hlen += 2
+		length = uint64(binary.BigEndian.Uint16(b[2:]))
+	case lenCode64:
+		if len(b) < 10 {
+			return 0, 0, false
+		}
+		hlen += 8
+		length = binary.BigEndian.Uint64(b[2:])
+	default:
+		length = uint64(code)
+	}
+	return hlen, length, true
+}

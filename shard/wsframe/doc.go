@@ -1,0 +1,46 @@
+// Package wsframe decodes client WebSocket frames (RFC 6455) from a byte
+// slice and encodes server frames into one, for a gateway that owns its
+// socket reads and writes.
+//
+// There is no io.Reader here on purpose: the shard reads whatever a
+// non-blocking socket has into its own buffer and hands that buffer to
+// Decode. Decode consumes the complete frames at its start and reports how
+// many bytes it consumed; the rest is a partial frame that the caller keeps
+// and presents again, with more bytes appended, after the next read:
+//
+//	var d wsframe.Decoder // zero value is ready; one per connection
+//
+//	pending = append(pending, readBytes...)
+//	n, err := d.Decode(pending, maxMessage, pool, func(op ws.OpCode, p []byte) bool {
+//		// p is valid only until this function returns.
+//		handle(op, p)
+//		return op != ws.OpClose // stop reading after a close frame
+//	})
+//	var ce *wsframe.CloseError
+//	if errors.As(err, &ce) {
+//		out = wsframe.AppendClose(out, ce.Code, ce.Reason) // then close the connection
+//	}
+//	pending = append(pending[:0], pending[n:]...) // keep the partial frame
+//	if need := wsframe.Need(pending); need > cap(pending) {
+//		// grow pending to hold the whole frame
+//	}
+//	...
+//	d.Reset(pool) // when the connection goes away
+//
+// Why this shape: an idle connection costs the gateway only its Decoder (two
+// words) and whatever partial bytes it has sent. Unfragmented frames are
+// unmasked in place and handed to the callback straight out of the read
+// buffer, so the common path neither copies nor allocates. Only a fragmented
+// message borrows a reassembly buffer from the caller's Allocator, and gives
+// it back as soon as the message is complete.
+//
+// Every limit is checked as soon as the bytes that carry it are present: a
+// frame header that declares more than maxMessage fails before any of its
+// payload arrives, so a peer cannot make the gateway buffer a huge frame.
+//
+// The gateway negotiates no extensions and accepts text messages only:
+// RSV bits fail with 1002 and binary messages with 1003.
+//
+// Encoding appends unmasked, final (FIN) server frames to a caller-owned
+// slice, so one encoded broadcast frame can be queued to many connections.
+package wsframe

@@ -1,0 +1,51 @@
+package wsframe
+
+import (
+	"encoding/binary"
+	"math"
+
+	"github.com/gobwas/ws"
+)
+
+// Server frames are always final and never masked (RFC 6455 section 5.1), so
+// the encoders take no Fin, Rsv or mask arguments. They append to a
+// caller-owned slice so that a broadcast is encoded once and the same bytes
+// are queued to every connection; with enough capacity in dst they do not
+// allocate.
+
+// HeaderLen returns the size in bytes of a server frame header for a payload
+// of payloadLen bytes: 2, 4 or 10. payloadLen must not be negative.
+func HeaderLen(payloadLen int) int {
+	switch {
+	case payloadLen <= maxLen7:
+		return 2
+	case payloadLen <= math.MaxUint16:
+		return 4
+	default:
+		return 10
+	}
+}
+
+// AppendHeader appends the header of a final, unmasked frame with opcode op
+// and a payload of payloadLen bytes to dst, using the shortest length
+// encoding, and returns the extended slice. The caller appends the payload
+// itself; this lets it write a header in front of a payload it builds in
+// place. payloadLen must not be negative.
+func AppendHeader(dst []byte, op ws.OpCode, payloadLen int) []byte {
+	b0 := finBit | byte(op)&opBits
+	switch {
+	case payloadLen <= maxLen7:
+		return append(dst, b0, byte(payloadLen))
+	case payloadLen <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(dst, b0, lenCode16), uint16(payloadLen))
+	default:
+		return binary.BigEndian.AppendUint64(append(dst, b0, lenCode64), uint64(payloadLen))
+	}
+}
+
+// AppendFrame appends a final, unmasked frame with opcode op carrying payload
+// to dst and returns the extended slice. payload is copied; the caller may
+// reuse it at once.
+func AppendFrame(dst []byte, op ws.OpCode, payload []byte) []byte {
+	return append(AppendHeader(dst, op, len(payload)), payload...)
+}
