@@ -34,11 +34,11 @@ func BearerToken(headerValue []byte) (string, bool) {
 // Tokens in query strings end up in access logs; browsers cannot set headers
 // on a WebSocket upgrade, which is why this form exists at all.
 func QueryToken(requestURI []byte) (string, bool) {
-	_, query, ok := bytes.Cut(requestURI, []byte{'?'})
+	uri, _, _ := bytes.Cut(requestURI, []byte{'#'})
+	_, query, ok := bytes.Cut(uri, []byte{'?'})
 	if !ok {
 		return "", false
 	}
-	query, _, _ = bytes.Cut(query, []byte{'#'})
 	for len(query) > 0 {
 		var pair []byte
 		pair, query, _ = bytes.Cut(query, []byte{'&'})

@@ -3,6 +3,7 @@ package wsframe
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 
 	"github.com/gobwas/ws"
 )
@@ -45,7 +46,8 @@ func AppendHeader(dst []byte, op ws.OpCode, payloadLen int) []byte {
 
 // AppendFrame appends a final, unmasked frame with opcode op carrying payload
 // to dst and returns the extended slice. payload is copied; the caller may
-// reuse it at once.
+// reuse it at once. dst grows at most once, to the frame's full size.
 func AppendFrame(dst []byte, op ws.OpCode, payload []byte) []byte {
+	dst = slices.Grow(dst, HeaderLen(len(payload))+len(payload))
 	return append(AppendHeader(dst, op, len(payload)), payload...)
 }

@@ -1,0 +1,162 @@
+package auth
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/shardgate/shardgate/shard/protocol"
+)
+
+// FuzzVerify feeds Verify two kinds of input. token is arbitrary: it must
+// never panic, and it may only verify if it really carries an HS256 header
+// and the secret's HMAC over its first two segments — the fuzzer cannot
+// forge that, so in practice only the seeds verify. payload is signed here
+// with the secret, which drives arbitrary claims through the claim checks:
+// whatever verifies must hold only valid patterns.
+func FuzzVerify(f *testing.F) {
+	key := []byte(testSecret)
+	seeds := []struct{ token, payload string }{
+		{handMade(hs256, `{"sub":"u","channels":["news.*"],"publish":["chat"],"exp":1e10}`, key), `{"sub":"u","channels":["a","b.*"]}`},
+		{handMade(`{"alg":"none"}`, `{"sub":"x"}`, nil), `{"exp":1}`},
+		{handMade(`{"alg":"HS512"}`, `{}`, key), `{"nbf":1e10}`},
+		{handMade(hs256, `{}`, []byte("wrong")), `{"channels":"x"}`},
+		{handMade(`{"alg":"HS256","crit":["b64"]}`, `{}`, key), `{"channels":[1]}`},
+		{"a.b.c", `{"publish":["a/b"]}`},
+		{"", `[]`},
+		{"....", `null`},
+		{"eyJhbGciOiJIUzI1NiJ9.e30.", `{"sub":null}`},
+		{strings.Repeat("A", 100), `{"exp":"1"}`},
+	}
+	for _, s := range seeds {
+		f.Add(s.token, []byte(s.payload))
+	}
+	v := NewVerifier(key)
+	f.Fuzz(func(t *testing.T, token string, payload []byte) {
+		if g, err := v.Verify(token, testNow); err == nil {
+			if g == nil {
+				t.Fatal("nil grants without error")
+			}
+			checkSignedHS256(t, token, key)
+			checkPatterns(t, g)
+		}
+
+		tok := handMade(hs256, string(payload), key)
+		g, err := v.Verify(tok, testNow)
+		if err != nil {
+			return
+		}
+		checkPatterns(t, g)
+		var claims map[string]any
+		if json.Unmarshal(payload, &claims) != nil {
+			t.Fatalf("verified a payload encoding/json rejects: %q", payload)
+		}
+		if sub, ok := claims["sub"]; ok && sub != g.Subject {
+			t.Fatalf("subject %q, payload says %v", g.Subject, sub)
+		}
+	})
+}
+
+// checkSignedHS256 fails unless token's header says HS256 and its signature
+// is the secret's HMAC-SHA256 over the signing input.
+func checkSignedHS256(t *testing.T, token string, key []byte) {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("verified a token with %d segments", len(parts))
+	}
+	header, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		t.Fatalf("verified a token with undecodable header: %v", err)
+	}
+	var h struct{ Alg string }
+	if json.Unmarshal(header, &h) != nil || h.Alg != "HS256" {
+		t.Fatalf("verified a token with header %s", header)
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		t.Fatalf("verified a token with undecodable signature: %v", err)
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(parts[0] + "." + parts[1]))
+	if !hmac.Equal(sig, mac.Sum(nil)) {
+		t.Fatalf("verified a token not signed with the secret: %q", token)
+	}
+}
+
+func checkPatterns(t *testing.T, g *Grants) {
+	t.Helper()
+	for _, ps := range []Patterns{g.Subscribe, g.Publish} {
+		for _, p := range ps {
+			if !ValidPattern(p) {
+				t.Fatalf("grants hold invalid pattern %q", p)
+			}
+		}
+	}
+}
+
+// FuzzPatternMatch checks Match on arbitrary patterns and names: no panic; a
+// pattern without '*' matches only itself; a name matches itself exactly when
+// it is valid; and for valid inputs the greedy matcher agrees with the
+// dynamic-programming reference.
+func FuzzPatternMatch(f *testing.F) {
+	for _, s := range [][2]string{
+		{"news.*", "news.a.b"}, {"news.*", "news."}, {"*", "a"}, {"*.*", "a.b"}, {"a*b*c", "abc"},
+		{strings.Repeat("*a", 63) + "b", strings.Repeat("a", 128)}, {"news", "news"}, {"news/x", "news/x"},
+		{"", ""}, {"**", "a"}, {"\x00*", "\x00a"}, {"*:inbox", "u@x:inbox"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, channel string) {
+		got := Patterns{pattern}.Match(channel)
+		if got && !protocol.ValidChannel(channel) {
+			t.Fatalf("%q matched invalid name %q", pattern, channel)
+		}
+		if !strings.Contains(pattern, "*") && got && channel != pattern {
+			t.Fatalf("star-free %q matched %q", pattern, channel)
+		}
+		if self := (Patterns{channel}).Match(channel); self != protocol.ValidChannel(channel) {
+			t.Fatalf("name %q matching itself = %v", channel, self)
+		}
+		if ValidPattern(pattern) && protocol.ValidChannel(channel) {
+			if want := matchReference(pattern, channel); got != want {
+				t.Fatalf("Match(%q, %q) = %v, reference %v", pattern, channel, got, want)
+			}
+		}
+	})
+}
+
+// FuzzOriginAllowed checks Allowed on arbitrary Origin values: no panic, and
+// a wildcard policy only lets through hosts that really are subdomains.
+func FuzzOriginAllowed(f *testing.F) {
+	for _, s := range []string{
+		"https://a.example.com", "http://a.b.example.com:80", "https://example.com", "null", "",
+		"https://[::1]:3000", "https://a.example.com.evil", "HTTPS://A.EXAMPLE.COM", "https://:1", "x://[",
+	} {
+		f.Add([]byte(s))
+	}
+	wild, err := ParseOriginPolicy("*.example.com")
+	if err != nil {
+		f.Fatal(err)
+	}
+	exact, err := ParseOriginPolicy("https://app.example.com")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, origin []byte) {
+		lowered := strings.ToLower(string(origin))
+		if wild.Allowed(origin) {
+			_, rest, _ := strings.Cut(lowered, "://")
+			host, _, _ := strings.Cut(rest, ":")
+			if !strings.HasSuffix(host, ".example.com") || len(host) <= len(".example.com") || strings.ContainsAny(rest, "/?#@") {
+				t.Fatalf("wildcard policy allowed %q", origin)
+			}
+		}
+		if exact.Allowed(origin) && lowered != "https://app.example.com" && !strings.HasPrefix(lowered, "https://app.example.com:") {
+			t.Fatalf("exact policy allowed %q", origin)
+		}
+	})
+}
