@@ -54,7 +54,6 @@ func (d *dispatcher) deliver(channel string, data json.RawMessage) error {
 	return nil
 }
 
-
 // startDrain marks the dispatcher draining and posts drain tasks; every
 // message accepted before stays ahead of them in each shard's inbox.
 func (d *dispatcher) startDrain(drain func(*shard.Shard)) {
