@@ -2,9 +2,11 @@ package auth
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -81,6 +83,9 @@ func (v *Verifier) Verify(token string, now time.Time) (*Grants, error) {
 	if _, err := v.parser.ParseWithClaims(token, claims, v.key); err != nil {
 		return nil, fmt.Errorf("%v: %w", err, ErrInvalidToken)
 	}
+	if !payloadIsObject(token) {
+		return nil, fmt.Errorf("claims are not a JSON object: %w", ErrInvalidToken)
+	}
 
 	g := &Grants{}
 	if sub, ok := claims["sub"]; ok {
@@ -130,6 +135,21 @@ func (v *Verifier) key(t *jwt.Token) (any, error) {
 		return nil, errors.New(`unsupported "crit" header`)
 	}
 	return v.secret, nil
+}
+
+// payloadIsObject reports whether the token's (already verified) claims set
+// is a JSON object, as RFC 7519 §7.2 requires. The jwt parser decodes the
+// claims into a map, where a payload of "null" leaves the map empty without
+// error; that would pass here as an expiry-free token, so look at the bytes.
+func payloadIsObject(token string) bool {
+	_, rest, _ := strings.Cut(token, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	b, err := base64.RawURLEncoding.Strict().DecodeString(payload)
+	if err != nil {
+		return false
+	}
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 0 && b[0] == '{'
 }
 
 // numericClaim returns claim name as seconds since the epoch. JSON numbers

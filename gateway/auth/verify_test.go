@@ -62,6 +62,7 @@ func TestVerify(t *testing.T) {
 		{name: "no exp never expires", token: signed(t, jwt.MapClaims{"sub": "x"}),
 			grants: &Grants{Subject: "x"}},
 		{name: "empty claims", token: handMade(hs256, `{}`, []byte(testSecret)), grants: &Grants{}},
+		{name: "claims with leading space", token: handMade(hs256, " \n{\"sub\":\"s\"}", []byte(testSecret)), grants: &Grants{Subject: "s"}},
 		{name: "empty lists", token: signed(t, jwt.MapClaims{"channels": []string{}, "publish": []string{}}),
 			grants: &Grants{Subscribe: Patterns{}, Publish: Patterns{}}},
 		{name: "exp in a second", token: signed(t, jwt.MapClaims{"exp": now + 1}), grants: &Grants{}},
@@ -91,6 +92,9 @@ func TestVerify(t *testing.T) {
 		{name: "long pattern", token: signed(t, jwt.MapClaims{"channels": []string{strings.Repeat("a", 129)}}), want: ErrInvalidToken},
 		{name: "publish bad", token: signed(t, jwt.MapClaims{"publish": []any{"ok", false}}), want: ErrInvalidToken, errPart: "publish"},
 		{name: "payload not object", token: handMade(hs256, `[1]`, []byte(testSecret)), want: ErrInvalidToken},
+		{name: "payload null", token: handMade(hs256, `null`, []byte(testSecret)), want: ErrInvalidToken, errPart: "object"},
+		{name: "payload null with space", token: handMade(hs256, ` null `, []byte(testSecret)), want: ErrInvalidToken},
+		{name: "payload string", token: handMade(hs256, `"x"`, []byte(testSecret)), want: ErrInvalidToken},
 		{name: "payload not json", token: handMade(hs256, `{"sub":`, []byte(testSecret)), want: ErrInvalidToken},
 
 		{name: "alg none", token: handMade(`{"alg":"none","typ":"JWT"}`, `{"sub":"x"}`, nil), want: ErrInvalidToken},
