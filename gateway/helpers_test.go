@@ -182,3 +182,12 @@ func (g *testGateway) waitMetric(want float64, name string, labels ...string) {
 		return got == want
 	})
 }
+
+// in returns g bound to t, so that a subtest (which runs on its own
+// goroutine) can publish, scrape and wait through g's helpers and fail
+// itself rather than the parent test.
+func (g *testGateway) in(t testing.TB) *testGateway {
+	c := *g
+	c.t = t
+	return &c
+}

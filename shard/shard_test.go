@@ -1,0 +1,183 @@
+package shard
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
+)
+
+// peer is the client end of a socketpair whose other end a shard owns.
+type peer struct {
+	t  *testing.T
+	fd int
+	in []byte
+}
+
+func attachPeer(t *testing.T, s *Shard) *peer {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		t.Fatal(err)
+	}
+	tv := unix.NsecToTimeval(int64(5 * time.Second))
+	unix.SetsockoptTimeval(fds[1], unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	t.Cleanup(func() { unix.Close(fds[1]) })
+	if err := s.Attach(fds[0], nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	return &peer{t: t, fd: fds[1]}
+}
+
+func (p *peer) send(op ws.OpCode, payload string) {
+	p.t.Helper()
+	var buf bytes.Buffer
+	if err := ws.WriteFrame(&buf, ws.MaskFrame(ws.NewFrame(op, true, []byte(payload)))); err != nil {
+		p.t.Fatal(err)
+	}
+	if _, err := unix.Write(p.fd, buf.Bytes()); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// next reads the next server frame (blocking, bounded by SO_RCVTIMEO).
+func (p *peer) next() (ws.OpCode, []byte) {
+	p.t.Helper()
+	for {
+		if len(p.in) >= 2 {
+			n := int(p.in[1] & 0x7f)
+			h := 2
+			switch n {
+			case 126:
+				if len(p.in) >= 4 {
+					n, h = int(p.in[2])<<8|int(p.in[3]), 4
+				} else {
+					n = -1
+				}
+			case 127:
+				p.t.Fatal("unexpected 64-bit frame")
+			}
+			if n >= 0 && len(p.in) >= h+n {
+				op := ws.OpCode(p.in[0] & 0x0f)
+				payload := append([]byte(nil), p.in[h:h+n]...)
+				p.in = p.in[h+n:]
+				return op, payload
+			}
+		}
+		buf := make([]byte, 4096)
+		n, err := unix.Read(p.fd, buf)
+		if err != nil || n == 0 {
+			p.t.Fatalf("read: n=%d err=%v", n, err)
+		}
+		p.in = append(p.in, buf[:n]...)
+	}
+}
+
+func (p *peer) expectText(want string) {
+	p.t.Helper()
+	op, b := p.next()
+	if op != ws.OpText || string(b) != want {
+		p.t.Fatalf("got op %v %q, want text %q", op, b, want)
+	}
+}
+
+func newTestShard(t *testing.T, mutate func(*Options)) *Shard {
+	t.Helper()
+	o := Options{MaxMessageBytes: 4096, MaxSubscriptions: 4, SendQueueBytes: 1 << 20, Metrics: NopMetrics(), Publisher: nopPublisher{}}
+	if mutate != nil {
+		mutate(&o)
+	}
+	s, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestShardSubscribeBroadcastClose(t *testing.T) {
+	var channels []string
+	events := make(chan string, 4)
+	s := newTestShard(t, func(o *Options) {
+		o.OnChannel = func(ch string, active bool) {
+			if active {
+				events <- "+" + ch
+			} else {
+				events <- "-" + ch
+			}
+		}
+	})
+	p := attachPeer(t, s)
+	p.send(ws.OpText, `{"type":"subscribe","channel":"c1","id":1}`)
+	p.expectText(`{"type":"subscribed","channel":"c1","id":1}`)
+	channels = append(channels, <-events)
+
+	frame := []byte("\x81\x05hello")
+	if err := s.Broadcast("c1", frame); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Broadcast("other", []byte("\x81\x03bad")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Broadcast("", []byte("\x81\x03all")); err != nil {
+		t.Fatal(err)
+	}
+	p.expectText("hello")
+	p.expectText("all")
+
+	p.send(ws.OpPing, "abc")
+	if op, b := p.next(); op != ws.OpPong || string(b) != "abc" {
+		t.Fatalf("got %v %q, want pong abc", op, b)
+	}
+	p.send(ws.OpText, `{"type":"unsubscribe","channel":"c1"}`)
+	p.expectText(`{"type":"unsubscribed","channel":"c1"}`)
+	channels = append(channels, <-events)
+	if got, _ := json.Marshal(channels); string(got) != `["+c1","-c1"]` {
+		t.Fatalf("OnChannel calls %s", got)
+	}
+
+	p.send(ws.OpClose, "\x03\xe8")
+	if op, b := p.next(); op != ws.OpClose || string(b) != "\x03\xe8" {
+		t.Fatalf("got %v %q, want close 1000", op, b)
+	}
+	buf := make([]byte, 1)
+	if n, _ := unix.Read(p.fd, buf); n != 0 {
+		t.Fatalf("expected EOF after close, read %d bytes", n)
+	}
+	waitUntil(t, func() bool { return s.Conns() == 0 })
+}
+
+func TestShardInboxLimit(t *testing.T) {
+	s := newTestShard(t, func(o *Options) { o.InboxLimit = 1 })
+	// Hold the shard's lock-free goroutine busy is not needed: the limit is
+	// checked against what is queued, so fill it faster than a wake-up.
+	s.mu.Lock()
+	s.inboxCasts = 1
+	s.mu.Unlock()
+	if s.CanBroadcast() {
+		t.Fatal("CanBroadcast true with a full inbox")
+	}
+	if err := s.Broadcast("c", []byte("\x81\x00")); err != ErrOverloaded {
+		t.Fatalf("Broadcast on a full inbox: %v, want ErrOverloaded", err)
+	}
+	s.mu.Lock()
+	s.inboxCasts = 0
+	s.mu.Unlock()
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
