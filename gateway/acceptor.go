@@ -210,6 +210,9 @@ func (a *acceptor) start(fd int) {
 		return
 	}
 	a.pending[fd] = p
+	// The request often arrives with (or right behind) the connection:
+	// reading now saves an epoll round trip; EAGAIN costs one syscall.
+	a.onReadable(p, poller.EventRead)
 }
 
 // onReadable reads the request until its header is complete.
