@@ -50,17 +50,17 @@ type conn struct {
 
 // attach registers a connection handed over by the acceptor.
 func (s *Shard) attach(c *conn) {
-	if s.draining {
-		// Raced with drain: the client gets the same goodbye as everyone.
-		s.addConn(c)
-		s.closeConn(c, ws.StatusGoingAway, "shutdown", ReasonShutdown)
-		return
-	}
 	s.addConn(c)
 	if err := s.poll.Add(c.fd, pollInterest, func(ev pollEvent) { s.onEvent(c, ev) }); err != nil {
 		s.log.Warn("register connection", "err", err)
 		s.countDisconnect(c, ReasonIOError)
 		s.release(c)
+		return
+	}
+	if s.draining {
+		// Raced with drain: the client gets the same goodbye as everyone.
+		s.closeConn(c, ws.StatusGoingAway, "shutdown", ReasonShutdown)
+		c.deadline = s.drainDeadline
 		return
 	}
 	// Bytes pipelined behind the handshake are input like any other.

@@ -45,6 +45,7 @@ func (s *Shard) sweep() {
 func (s *Shard) drain(timeout time.Duration) {
 	s.draining = true
 	deadline := s.now() + int64(timeout)
+	s.drainDeadline = deadline
 	for i := len(s.all) - 1; i >= 0; i-- {
 		if i >= len(s.all) {
 			continue

@@ -78,19 +78,20 @@ type Shard struct {
 	inboxCasts int
 
 	// Everything below is owned by the shard goroutine.
-	work      []task // the inbox swapped out for one pass
-	all       []*conn
-	channels  map[string]*channel
-	readBuf   []byte
-	batch     []delivery
-	dirty     []*conn
-	iov       []unix.Iovec
-	again     []*conn // connections whose input was cut short to bound a pass
-	draining  bool
-	stats     stats
-	cur       *conn                                   // the connection being decoded
-	onFrame   func(op ws.OpCode, payload []byte) bool // s.handleFrame, bound once
-	pingFrame []byte                                  // shared, read-only
+	work          []task // the inbox swapped out for one pass
+	all           []*conn
+	channels      map[string]*channel
+	readBuf       []byte
+	batch         []delivery
+	dirty         []*conn
+	iov           []unix.Iovec
+	again         []*conn // connections whose input was cut short to bound a pass
+	draining      bool
+	drainDeadline int64 // shard clock at which draining connections are cut off
+	stats         stats
+	cur           *conn                                   // the connection being decoded
+	onFrame       func(op ws.OpCode, payload []byte) bool // s.handleFrame, bound once
+	pingFrame     []byte                                  // shared, read-only
 }
 
 type taskKind uint8
