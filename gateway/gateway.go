@@ -59,14 +59,14 @@ type Gateway struct {
 }
 
 // New binds the listeners and starts serving. Run waits for shutdown.
-func New(cfg Config, log *slog.Logger) (g *Gateway, err error) {
+func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	g = &Gateway{
+	g := &Gateway{
 		cfg:       cfg,
 		log:       log,
 		m:         newMetrics(),
@@ -95,10 +95,12 @@ func New(cfg Config, log *slog.Logger) (g *Gateway, err error) {
 		}
 	}
 
-	// Undo whatever was started if a later step fails.
+	// Undo whatever was started if a later step fails. The failing return
+	// sets the named result g to nil before this runs: keep our own.
+	started := g
 	defer func() {
 		if err != nil {
-			g.closeAll()
+			started.closeAll()
 		}
 	}()
 

@@ -126,8 +126,10 @@ func TestDrainOnSIGTERM(t *testing.T) {
 				t.Fatalf("client %d: message %s, want %d", ci, m.Data, i)
 			}
 		}
+		c.ExpectClose(ws.StatusGoingAway)
 		if ci == 0 {
-			// Still draining (clients have not all answered): not ready.
+			// A close frame has arrived, so the signal has been handled;
+			// clients have not all answered, so the drain goes on.
 			if code := httpStatus(t, http.MethodGet, adminURL+"/readyz", ""); code != http.StatusServiceUnavailable {
 				t.Fatalf("/readyz during drain = %d, want 503", code)
 			}
@@ -135,7 +137,6 @@ func TestDrainOnSIGTERM(t *testing.T) {
 				t.Fatalf("publish during drain = %d, want 503", code)
 			}
 		}
-		c.ExpectClose(ws.StatusGoingAway)
 		c.WriteFrame(ws.MaskFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, ""))))
 		c.ExpectEOF()
 	}

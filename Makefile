@@ -1,0 +1,81 @@
+# shardgate — build, run and test.
+#
+#   make build     bin/shardgate (and bin/shardbench once cmd/shardbench has code)
+#   make run       build, then start one gateway with the in-memory broker:
+#                  WebSocket on :8080/ws, admin on 127.0.0.1:9090 (ARGS=... adds flags)
+#   make test      every test, with the race detector (what .ci/run calls);
+#                  installs test/node's npm packages first if they are missing
+#   make fuzz      each Fuzz target for FUZZTIME (default 30s)
+#   make bench     every benchmark, with allocations
+#   make vet       go vet
+#   make clean     remove build outputs
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+
+GO       ?= go
+NPM      ?= npm
+FUZZTIME ?= 30s
+ARGS     ?=
+NODE_DIR := test/node
+# npm writes this hidden lockfile on every install: its age tells whether
+# node_modules is older than package-lock.json.
+NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
+
+.PHONY: build run test node-deps fuzz bench vet clean
+
+build:
+	@mkdir -p bin
+	$(GO) build -o bin/shardgate ./cmd/shardgate
+	@if [ -n "$$(find cmd/shardbench -maxdepth 1 -name '*.go' ! -name '*_test.go' 2>/dev/null)" ]; then \
+		echo "$(GO) build -o bin/shardbench ./cmd/shardbench"; \
+		$(GO) build -o bin/shardbench ./cmd/shardbench; \
+	else \
+		echo "cmd/shardbench has no Go files yet: not built"; \
+	fi
+
+run: build
+	./bin/shardgate $(ARGS)
+
+test: node-deps
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# The Node.js client test needs the ws package. Without npm the step is
+# skipped, and test/clients then skips (or, under CI, fails) with the reason.
+node-deps:
+	@if [ -f $(NODE_STAMP) ] && [ ! $(NODE_DIR)/package-lock.json -nt $(NODE_STAMP) ]; then \
+		exit 0; \
+	elif ! command -v $(NPM) >/dev/null 2>&1; then \
+		echo "warning: npm not found: $(NODE_DIR) dependencies not installed" >&2; \
+	elif [ -f $(NODE_DIR)/package-lock.json ]; then \
+		echo "cd $(NODE_DIR) && $(NPM) ci --no-audit --no-fund"; \
+		cd $(NODE_DIR) && $(NPM) ci --no-audit --no-fund; \
+	else \
+		echo "cd $(NODE_DIR) && $(NPM) install --no-audit --no-fund"; \
+		cd $(NODE_DIR) && $(NPM) install --no-audit --no-fund; \
+	fi
+
+# `go test -list` prints a package's matching tests, then its "ok <pkg>"
+# line; -fuzz takes one package and one target at a time. A package that
+# does not build fails the run, after the others have been fuzzed.
+fuzz:
+	@status=0; \
+	list="$$($(GO) test -list '^Fuzz' ./... 2>&1)" || status=$$?; \
+	targets="$$(awk '/^Fuzz/ { names[n++] = $$1; next } /^ok/ { for (i = 0; i < n; i++) print $$2 " " names[i] } { n = 0 }' <<< "$$list")"; \
+	if [ $$status -ne 0 ]; then echo "$$list" | grep -v '^Fuzz' >&2; echo "fuzz: some packages do not build (above)" >&2; fi; \
+	while read -r pkg target; do \
+		[ -n "$$pkg" ] || continue; \
+		echo "== $$pkg $$target ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$pkg" </dev/null || status=1; \
+	done <<< "$$targets"; \
+	exit $$status
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin
