@@ -34,6 +34,8 @@ var (
 		"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n",
 		"this endpoint speaks WebSocket only\n")
 	responseTooLarge = cannedResponse(http.StatusBadRequest, "", "request header too large\n")
+	// A request line gobwas/ws cannot parse (it answers nothing itself).
+	responseBadRequest = cannedResponse(http.StatusBadRequest, "", "malformed request\n")
 )
 
 func cannedResponse(code int, headers, body string) []byte {
@@ -114,13 +116,33 @@ func (h *handshaker) upgrade(req []byte) upgradeResult {
 	switch {
 	case err == nil:
 		return upgradeResult{result: upgradeOK, response: h.resp.Bytes(), grants: h.req.grants}
-	case err == ws.ErrHandshakeBadUpgrade:
+	case err == ws.ErrHandshakeBadUpgrade,
+		err == ws.ErrHandshakeBadConnection && !offersWebSocket(req):
 		// gobwas answers a missing or foreign Upgrade header with 400; the
-		// spec (and RFC 7231) want 426 telling the client to upgrade.
+		// spec (and RFC 7231) want 426 telling the client to upgrade. A
+		// plain GET with "Connection: keep-alive" (any browser) fails on
+		// Connection before Upgrade is looked at; it is no less plain.
 		return upgradeResult{result: upgradeBadRequest, response: responseUpgradeRequired}
+	case h.resp.Len() == 0:
+		// gobwas returns without answering a request line it cannot
+		// parse; the spec wants 400 for every malformed request.
+		return upgradeResult{result: upgradeBadRequest, response: responseBadRequest}
 	default:
 		return upgradeResult{result: h.req.result, response: h.resp.Bytes()}
 	}
+}
+
+// offersWebSocket reports whether the request header has an Upgrade field
+// naming websocket. Only used on the rejection path.
+func offersWebSocket(req []byte) bool {
+	for line := range bytes.SplitSeq(req, []byte("\r\n")) {
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if ok && bytes.EqualFold(bytes.TrimSpace(k), []byte("Upgrade")) &&
+			bytes.Contains(bytes.ToLower(v), []byte("websocket")) {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *handshaker) onRequest(uri []byte) error {
