@@ -8,6 +8,7 @@
 #   make fuzz      each Fuzz target for FUZZTIME (default 30s)
 #   make bench     every benchmark, with allocations
 #   make vet       go vet
+#   make cluster   NATS + three gateway nodes to try a cluster by hand (scripts/cluster.sh; ARGS=... adds node flags)
 #   make clean     remove build outputs
 
 SHELL := bash
@@ -23,7 +24,7 @@ NODE_DIR := test/node
 # node_modules is older than package-lock.json.
 NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
 
-.PHONY: build run test node-deps fuzz bench vet clean
+.PHONY: build run test node-deps fuzz bench vet clean cluster
 
 build:
 	@mkdir -p bin
@@ -76,6 +77,11 @@ bench:
 
 vet:
 	$(GO) vet ./...
+
+# A local cluster: NATS on 127.0.0.1:4222 (built from the module proxy into
+# bin/), nodes on ws :8081-8083 and admin 127.0.0.1:9091-9093. Ctrl-C stops all.
+cluster:
+	scripts/cluster.sh $(ARGS)
 
 clean:
 	rm -rf bin

@@ -95,22 +95,13 @@ func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 		}
 	}
 
-	// Undo whatever was started if a later step fails. The failing return
-	// sets the named result g to nil before this runs: keep our own.
-	started := g
+	// Undo whatever was started if a later step fails. g is a local, not
+	// the result: a failing "return nil, err" must not nil it first.
 	defer func() {
 		if err != nil {
-			started.closeAll()
+			g.closeAll()
 		}
 	}()
-
-	switch {
-	case cfg.Broker == "memory":
-		g.broker = broker.NewMemory(g.disp.deliver)
-	default:
-		return nil, fmt.Errorf("gateway: broker %q is not supported by this build", cfg.Broker)
-	}
-	g.m.brokerConnected.Set(1)
 
 	for i := range cfg.Shards {
 		s, err := shard.New(shard.Options{
@@ -136,6 +127,12 @@ func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 		g.shards = append(g.shards, s)
 	}
 	g.disp.shards = g.shards
+
+	// A networked broker may deliver as soon as it exists, so it comes
+	// after the shards; nothing calls it before the listeners open.
+	if g.broker, err = g.newBroker(); err != nil {
+		return nil, err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
