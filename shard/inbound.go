@@ -105,6 +105,9 @@ func (s *Shard) consume(c *conn, data []byte) {
 		data = s.readBuf[:copy(s.readBuf, *c.partial)]
 		s.pool.Put(c.partial)
 		c.partial = nil
+		// The acceptor read them, but they are WebSocket input all the
+		// same: count them like bytes read here.
+		s.stats.recvBytes += len(data)
 	}
 	c.lastRead = s.now()
 	s.cur = c
