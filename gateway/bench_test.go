@@ -66,4 +66,3 @@ func BenchmarkEncodeMessage(b *testing.B) {
 		}
 	}
 }
-

@@ -176,11 +176,17 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // waitMetric waits until the metric sum equals want.
 func (g *testGateway) waitMetric(want float64, name string, labels ...string) {
 	g.t.Helper()
-	var got float64
-	waitFor(g.t, fmt.Sprintf("%s%v == %v (last %v)", name, labels, want, got), func() bool {
-		got = g.metricSum(name, labels...)
-		return got == want
-	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := g.metricSum(name, labels...)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatalf("timed out waiting for %s%v == %v (last %v)", name, labels, want, got)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // in returns g bound to t, so that a subtest (which runs on its own
