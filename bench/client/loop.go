@@ -1,0 +1,658 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Options configure a Loop. Zero fields take the defaults in brackets.
+type Options struct {
+	// Addr is the server's address.
+	Addr netip.AddrPort
+	// Host is the Host header [Addr].
+	Host string
+	// Path is the request target, query included ["/"].
+	Path string
+	// Header holds extra handshake headers (Authorization, Origin, ...).
+	Header http.Header
+	// HandshakeTimeout bounds connect plus upgrade [10s].
+	HandshakeTimeout time.Duration
+	// CloseTimeout bounds a closing handshake started by Conn.Close or by
+	// the server [3s]; the socket is reset after it.
+	CloseTimeout time.Duration
+	// MaxMessageBytes bounds one server message, across fragments [1 MiB].
+	MaxMessageBytes int
+	// ReadBufferSize is the size of the one read buffer of the loop [64 KiB].
+	ReadBufferSize int
+	// Seed varies handshake keys and masks between loops [time based].
+	Seed uint64
+}
+
+func (o *Options) setDefaults() {
+	if o.Host == "" {
+		o.Host = o.Addr.String()
+	}
+	if o.Path == "" {
+		o.Path = "/"
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = 3 * time.Second
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 1 << 20
+	}
+	if o.ReadBufferSize <= 0 {
+		o.ReadBufferSize = 64 << 10
+	}
+	if o.Seed == 0 {
+		o.Seed = uint64(time.Now().UnixNano())
+	}
+}
+
+// Handler receives the events of a loop's connections, on the loop
+// goroutine.
+type Handler interface {
+	// OnOpen: the upgrade succeeded; the connection may Send.
+	OnOpen(c *Conn)
+	// OnMessage: one complete text or binary message. msg is valid only
+	// until OnMessage returns.
+	OnMessage(c *Conn, msg []byte)
+	// OnClose: the connection is gone, once for every successful Dial.
+	// err is nil after a closing handshake this side started, a
+	// *CloseError after one the server started, and the failure otherwise
+	// (see Reason).
+	OnClose(c *Conn, err error)
+}
+
+// sweepEvery is how often deadlines of connecting and closing connections
+// are checked: a sweep over the table instead of a timer per connection.
+const sweepEvery = 100 * time.Millisecond
+
+// connInterest is the one registration of a socket for its whole life.
+const connInterest = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+
+// Loop drives connections from one goroutine (see the package doc).
+type Loop struct {
+	opts Options
+	h    Handler
+	req  requestTemplate
+	base time.Time // loop clock zero
+
+	epfd   int
+	wakefd int
+	events []unix.EpollEvent
+
+	// Shared with other goroutines.
+	mu      sync.Mutex
+	queue   []func()
+	closed  bool // Run has returned; Do refuses work
+	pending atomic.Bool
+
+	// Loop goroutine only.
+	conns      []*Conn // by fd
+	live       int     // connections not closed
+	waiting    int     // connections with a deadline (connecting, handshaking, closing)
+	gen        uint32
+	maskState  uint64
+	rbuf       []byte
+	wbuf       []byte
+	timers     timerHeap
+	timerSeq   uint64
+	sweepArmed bool
+	stopping   bool
+	onDrained  func() // Shutdown's done, called when live reaches 0
+}
+
+// New creates a loop. Run must then be called on a goroutine of its own.
+func New(opts Options, h Handler) (*Loop, error) {
+	opts.setDefaults()
+	if !opts.Addr.IsValid() {
+		return nil, errors.New("client: Options.Addr is not set")
+	}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
+		unix.Close(wakefd)
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	return &Loop{
+		opts:      opts,
+		h:         h,
+		req:       newRequestTemplate(opts.Host, opts.Path, opts.Header),
+		base:      time.Now(),
+		epfd:      epfd,
+		wakefd:    wakefd,
+		events:    make([]unix.EpollEvent, 512),
+		maskState: splitmix64(opts.Seed),
+		rbuf:      make([]byte, opts.ReadBufferSize),
+	}, nil
+}
+
+// Now is the loop clock: time since New, monotonic.
+func (l *Loop) Now() time.Duration { return time.Since(l.base) }
+
+func (l *Loop) now() int64 { return int64(time.Since(l.base)) }
+
+// Live is the number of connections not closed yet. Loop goroutine only.
+func (l *Loop) Live() int { return l.live }
+
+// Do runs fn on the loop goroutine. It is safe from any goroutine and
+// returns false, dropping fn, once Run has returned.
+func (l *Loop) Do(fn func()) bool {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return false
+	}
+	l.queue = append(l.queue, fn)
+	wake := l.pending.CompareAndSwap(false, true)
+	l.mu.Unlock()
+	if wake {
+		var one = [8]byte{1}
+		for {
+			if _, err := unix.Write(l.wakefd, one[:]); err != unix.EINTR {
+				break // EAGAIN: the counter is full, a wake-up is pending anyway
+			}
+		}
+	}
+	return true
+}
+
+// Stop makes Run close every socket (without calling the Handler) and
+// return. Safe from any goroutine; for a graceful end, Shutdown first.
+func (l *Loop) Stop() { l.Do(func() { l.stopping = true }) }
+
+// After runs fn on the loop goroutine once d has passed. Loop goroutine
+// only; there is no cancel: fn checks whether it still has work.
+func (l *Loop) After(d time.Duration, fn func()) {
+	l.timerSeq++
+	l.timers.add(timer{at: l.now() + int64(d), seq: l.timerSeq, fn: fn})
+}
+
+// Run waits for and handles events until Stop. It returns nil after Stop,
+// or the error of epoll_wait.
+func (l *Loop) Run() error {
+	defer l.close()
+	for !l.stopping {
+		n, err := unix.EpollWait(l.epfd, l.events, l.waitMillis())
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return os.NewSyscallError("epoll_wait", err)
+		}
+		for _, ev := range l.events[:n] {
+			fd := int(ev.Fd)
+			if fd == l.wakefd {
+				l.runQueue()
+				continue
+			}
+			if fd >= len(l.conns) {
+				continue
+			}
+			// A connection closed earlier in this batch may have had its fd
+			// reused by a new one: the generation tells them apart.
+			if c := l.conns[fd]; c != nil && c.gen == uint32(ev.Pad) {
+				l.onEvent(c, ev.Events)
+			}
+		}
+		l.runTimers()
+	}
+	return nil
+}
+
+// waitMillis is the epoll_wait timeout: until the next timer, or forever.
+func (l *Loop) waitMillis() int {
+	if len(l.timers) == 0 {
+		return -1
+	}
+	d := l.timers[0].at - l.now()
+	if d <= 0 {
+		return 0
+	}
+	return int((d + int64(time.Millisecond) - 1) / int64(time.Millisecond))
+}
+
+func (l *Loop) runQueue() {
+	var buf [8]byte
+	for {
+		if _, err := unix.Read(l.wakefd, buf[:]); err != unix.EINTR {
+			break
+		}
+	}
+	l.mu.Lock()
+	q := l.queue
+	l.queue = nil
+	l.pending.Store(false)
+	l.mu.Unlock()
+	for i, fn := range q {
+		fn()
+		q[i] = nil
+	}
+}
+
+func (l *Loop) runTimers() {
+	now := l.now()
+	for !l.stopping {
+		t, ok := l.timers.popDue(now)
+		if !ok {
+			return
+		}
+		t.fn()
+	}
+}
+
+// close releases every socket and the loop's own descriptors.
+func (l *Loop) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.queue = nil
+	l.mu.Unlock()
+	for fd, c := range l.conns {
+		if c != nil {
+			unix.Close(fd)
+			c.state = stateClosed
+		}
+	}
+	l.conns = nil
+	l.live = 0
+	unix.Close(l.wakefd)
+	unix.Close(l.epfd)
+}
+
+// Dial starts a connection from source address src (the zero Addr lets the
+// kernel choose). OnOpen or OnClose follows, unless Dial returns an error:
+// then there is no connection and no callback. Loop goroutine only.
+func (l *Loop) Dial(src netip.Addr) (*Conn, error) {
+	if l.stopping {
+		return nil, ErrStopped
+	}
+	fd, err := dialSocket(l.opts.Addr, src)
+	if err != nil {
+		return nil, err
+	}
+	l.gen++
+	c := &Conn{loop: l, fd: fd, gen: l.gen, state: stateConnecting}
+	c.dialed = l.now()
+	c.deadline = c.dialed + int64(l.opts.HandshakeTimeout)
+	ev := unix.EpollEvent{Events: connInterest, Fd: int32(fd), Pad: int32(c.gen)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		unix.Close(fd)
+		return nil, &DialError{Op: "epoll_ctl", Err: os.NewSyscallError("epoll_ctl", err)}
+	}
+	for fd >= len(l.conns) {
+		l.conns = append(l.conns, make([]*Conn, len(l.conns)+64)...)
+	}
+	l.conns[fd] = c
+	l.live++
+	l.waiting++
+	l.armSweep()
+	return c, nil
+}
+
+// Shutdown starts the closing handshake on every open connection, drops
+// those still connecting, and calls done once every connection is gone;
+// connections that have not finished closing after timeout are reset.
+// Loop goroutine only.
+func (l *Loop) Shutdown(timeout time.Duration, done func()) {
+	l.onDrained = done
+	deadline := l.now() + int64(timeout)
+	for _, c := range l.conns {
+		if c == nil {
+			continue
+		}
+		c.Close()
+		if c.state == stateClosing && c.deadline > deadline {
+			c.deadline = deadline
+		}
+	}
+	l.checkDrained()
+}
+
+func (l *Loop) checkDrained() {
+	if l.live == 0 && l.onDrained != nil {
+		done := l.onDrained
+		l.onDrained = nil
+		done()
+	}
+}
+
+func (l *Loop) armSweep() {
+	if l.sweepArmed || l.waiting == 0 {
+		return
+	}
+	l.sweepArmed = true
+	l.After(sweepEvery, l.sweep)
+}
+
+// sweep ends connections whose connect, upgrade or close took too long.
+func (l *Loop) sweep() {
+	l.sweepArmed = false
+	now := l.now()
+	for _, c := range l.conns {
+		if c == nil || c.deadline == 0 || now < c.deadline {
+			continue
+		}
+		if c.state == stateClosing {
+			l.finish(c, ErrCloseTimeout, true)
+		} else {
+			l.finish(c, ErrHandshakeTimeout, true)
+		}
+	}
+	l.armSweep()
+}
+
+func (l *Loop) onEvent(c *Conn, ev uint32) {
+	if c.state == stateConnecting {
+		if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
+			return
+		}
+		// Writable without an error condition means connected; only a
+		// failure costs the getsockopt that says why.
+		if ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			errno, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+			if err == nil {
+				err = unix.Errno(errno)
+				if errno == 0 {
+					err = unix.ECONNRESET
+				}
+			}
+			l.finish(c, &DialError{Op: "connect", Err: os.NewSyscallError("connect", err)}, true)
+			return
+		}
+		c.state = stateHandshaking
+		key := handshakeKey(l.opts.Seed ^ uint64(c.gen))
+		l.wbuf = l.req.appendRequest(l.wbuf[:0], &key)
+		l.write(c, l.wbuf)
+		return // the answer cannot be here before the request
+	}
+	if ev&unix.EPOLLOUT != 0 && len(c.out) > 0 {
+		l.flush(c)
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		l.readAll(c, ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0)
+	}
+}
+
+// readAll reads until the socket is drained. Registrations are
+// edge-triggered: a read shorter than the buffer proves it empty, unless
+// the peer has hung up, when reading on finds the end of the stream.
+func (l *Loop) readAll(c *Conn, hup bool) {
+	for c.state != stateClosed {
+		n, err := unix.Read(c.fd, l.rbuf)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return
+		case err != nil:
+			l.finish(c, &DialError{Op: "read", Err: os.NewSyscallError("read", err)}, true)
+			return
+		case n == 0:
+			l.onEOF(c)
+			return
+		}
+		l.input(c, l.rbuf[:n])
+		if n < len(l.rbuf) && !hup {
+			return
+		}
+	}
+}
+
+func (l *Loop) onEOF(c *Conn) {
+	switch {
+	case c.state == stateClosing && c.gotClose:
+		l.finish(c, c.closeErr, false)
+	case c.state == stateHandshaking || c.state == stateConnecting:
+		l.finish(c, &HandshakeError{Detail: "connection closed before the response"}, false)
+	default:
+		l.finish(c, ErrEOF, false)
+	}
+}
+
+// input handles bytes read from c: the handshake response, then frames.
+func (l *Loop) input(c *Conn, data []byte) {
+	if c.state == stateHandshaking {
+		buf := data
+		if len(c.in) > 0 {
+			c.in = append(c.in, data...)
+			buf = c.in
+		}
+		key := handshakeKey(l.opts.Seed ^ uint64(c.gen))
+		n, err := parseResponse(buf, &key)
+		if err == errIncomplete {
+			if len(c.in) == 0 {
+				c.in = append([]byte(nil), data...)
+			}
+			return
+		}
+		if err != nil {
+			l.finish(c, err, true)
+			return
+		}
+		data = buf[n:]
+		c.in = nil
+		c.state = stateOpen
+		c.deadline = 0
+		c.opened = l.now()
+		l.waiting--
+		l.h.OnOpen(c)
+		if len(data) == 0 {
+			return
+		}
+	}
+	l.frames(c, data)
+}
+
+// frames handles the complete frames in c's kept input plus data, and keeps
+// the incomplete rest.
+func (l *Loop) frames(c *Conn, data []byte) {
+	buf := data
+	kept := len(c.in) > 0
+	if kept {
+		c.in = append(c.in, data...)
+		buf = c.in
+	}
+	for c.state == stateOpen || c.state == stateClosing {
+		h, hn, err := parseFrameHeader(buf, l.opts.MaxMessageBytes)
+		if err != nil {
+			l.protocolError(c, err)
+			return
+		}
+		if hn == 0 || len(buf) < hn+h.length {
+			break
+		}
+		payload := buf[hn : hn+h.length]
+		buf = buf[hn+h.length:]
+		l.frame(c, h, payload)
+	}
+	if c.state == stateClosed {
+		return
+	}
+	switch {
+	case len(buf) == 0 && cap(c.in) > 4<<10:
+		c.in = nil // a large message passed; do not keep its buffer
+	case len(buf) == 0:
+		c.in = c.in[:0]
+	case kept: // buf is the tail of c.in
+		c.in = c.in[:copy(c.in, buf)]
+	default:
+		c.in = append(c.in[:0], buf...)
+	}
+}
+
+func (l *Loop) frame(c *Conn, h frameHeader, payload []byte) {
+	switch h.op {
+	case OpText, OpBinary:
+		if c.fragOp != OpContinuation {
+			l.protocolError(c, fmt.Errorf("%w: data frame inside a fragmented message", ErrProtocol))
+			return
+		}
+		if c.gotClose {
+			return // nothing counts after the server's close frame
+		}
+		if h.fin {
+			l.h.OnMessage(c, payload)
+			return
+		}
+		c.fragOp = h.op
+		c.frag = append(c.frag[:0], payload...)
+	case OpContinuation:
+		if c.fragOp == OpContinuation {
+			l.protocolError(c, fmt.Errorf("%w: continuation frame without a message", ErrProtocol))
+			return
+		}
+		if len(c.frag)+len(payload) > l.opts.MaxMessageBytes {
+			l.protocolError(c, fmt.Errorf("%w: fragmented message over %d bytes", ErrProtocol, l.opts.MaxMessageBytes))
+			return
+		}
+		c.frag = append(c.frag, payload...)
+		if h.fin {
+			msg := c.frag
+			c.frag, c.fragOp = nil, OpContinuation
+			if !c.gotClose {
+				l.h.OnMessage(c, msg)
+			}
+		}
+	case OpPing:
+		if c.state == stateOpen {
+			l.sendFrame(c, OpPong, payload)
+		}
+	case OpPong:
+	case OpClose:
+		if c.gotClose {
+			return
+		}
+		c.gotClose = true
+		if c.state == stateOpen {
+			// The server started closing: answer with its code, then wait
+			// for it to close TCP, so the TIME_WAIT is on its side and
+			// not on this side's ports.
+			code, reason := parseClosePayload(payload)
+			c.closeErr = &CloseError{Code: code, Reason: reason}
+			var answer []byte
+			if code != StatusNoStatus {
+				answer = appendClosePayload(nil, code, "")
+			}
+			l.sendFrame(c, OpClose, answer)
+			l.startClosing(c, l.opts.CloseTimeout)
+		}
+	}
+}
+
+func (l *Loop) protocolError(c *Conn, err error) {
+	if c.state == stateOpen {
+		l.sendFrame(c, OpClose, appendClosePayload(nil, StatusProtocolError, ""))
+	}
+	l.finish(c, err, true)
+}
+
+func (l *Loop) startClosing(c *Conn, timeout time.Duration) {
+	if c.state != stateOpen {
+		return
+	}
+	c.state = stateClosing
+	c.deadline = l.now() + int64(timeout)
+	l.waiting++
+	l.armSweep()
+}
+
+// nextMask returns a masking key (xorshift: masks need no secrecy here).
+func (l *Loop) nextMask() uint32 {
+	x := l.maskState
+	x ^= x << 13
+	x ^= x >> 7
+	x ^= x << 17
+	l.maskState = x
+	return uint32(x)
+}
+
+func (l *Loop) sendFrame(c *Conn, op OpCode, payload []byte) {
+	l.wbuf = appendMaskedFrame(l.wbuf[:0], op, payload, l.nextMask())
+	l.write(c, l.wbuf)
+}
+
+// write sends b now if nothing is queued before it, and queues the rest.
+func (l *Loop) write(c *Conn, b []byte) {
+	if len(c.out) > 0 {
+		c.out = append(c.out, b...)
+		return
+	}
+	n, ok := l.writeSome(c, b)
+	if ok && n < len(b) {
+		c.out = append(c.out, b[n:]...)
+	}
+}
+
+func (l *Loop) flush(c *Conn) {
+	n, ok := l.writeSome(c, c.out)
+	if !ok {
+		return
+	}
+	rest := copy(c.out, c.out[n:])
+	c.out = c.out[:rest]
+	if rest == 0 && cap(c.out) > 4<<10 {
+		c.out = nil
+	}
+}
+
+// writeSome writes as much of b as the socket takes. ok is false when the
+// write failed and c was closed.
+func (l *Loop) writeSome(c *Conn, b []byte) (n int, ok bool) {
+	for n < len(b) {
+		m, err := unix.Write(c.fd, b[n:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return n, true
+		case err != nil:
+			l.finish(c, &DialError{Op: "write", Err: os.NewSyscallError("write", err)}, true)
+			return n, false
+		}
+		n += m
+	}
+	return n, true
+}
+
+// finish closes c's socket and reports err to the handler. reset sends an
+// RST instead of a FIN, which leaves no TIME_WAIT behind on this side: it
+// is for connections that failed, not for orderly closes.
+func (l *Loop) finish(c *Conn, err error, reset bool) {
+	if c.state == stateClosed {
+		return
+	}
+	if c.state != stateOpen {
+		l.waiting--
+	}
+	if reset {
+		_ = unix.SetsockoptLinger(c.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	}
+	unix.Close(c.fd) // also removes it from the epoll set
+	l.conns[c.fd] = nil
+	c.state = stateClosed
+	c.in, c.frag, c.out = nil, nil, nil
+	l.live--
+	l.h.OnClose(c, err)
+	l.checkDrained()
+}

@@ -1,0 +1,123 @@
+package loadgen
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/shardgate/shardgate/bench/hist"
+	"github.com/shardgate/shardgate/bench/target"
+)
+
+// Scenario names.
+const (
+	ScenarioConnect = "connect"
+	ScenarioFanout  = "fanout"
+	ScenarioEcho    = "echo"
+)
+
+// Plan is one worker's share of a run.
+type Plan struct {
+	Scenario      string         `json:"scenario"`
+	Target        string         `json:"target"`
+	TargetOptions target.Options `json:"target_options"`
+	URL           string         `json:"url"`
+	// Addr is the server's address, resolved once by the parent.
+	Addr string `json:"addr"`
+	// Conns is this worker's number of connections; First is the run-wide
+	// index of its first one (it decides channels).
+	Conns     int      `json:"conns"`
+	First     int      `json:"first"`
+	SourceIPs []string `json:"source_ips"`
+	// ConnectRate is this worker's share of the connect rate; 0: no pacing.
+	ConnectRate float64 `json:"connect_rate"`
+	// Inflight bounds connections that are connecting or subscribing.
+	Inflight         int           `json:"inflight"`
+	Channels         int           `json:"channels"`
+	ChannelPrefix    string        `json:"channel_prefix"`
+	Size             int           `json:"size"`
+	HandshakeTimeout time.Duration `json:"handshake_timeout"`
+	CloseTimeout     time.Duration `json:"close_timeout"`
+	ProgressEvery    time.Duration `json:"progress_every"`
+}
+
+// fanoutChannel names fanout channel i.
+func fanoutChannel(prefix string, i int) string { return prefix + "." + strconv.Itoa(i) }
+
+// echoChannel names the own channel of connection g (run-wide index).
+func echoChannel(prefix string, g int) string { return prefix + ".echo." + strconv.Itoa(g) }
+
+// Commands, parent → worker.
+const (
+	cmdStart = "start"
+	cmdGo    = "go"
+	cmdStop  = "stop"
+)
+
+type command struct {
+	Cmd  string `json:"cmd"`
+	Plan *Plan  `json:"plan,omitempty"`
+}
+
+// Events, worker → parent.
+const (
+	evProgress = "progress"
+	evReady    = "ready"
+	evResult   = "result"
+	evError    = "error"
+)
+
+type event struct {
+	Ev    string `json:"ev"`
+	Stats Stats  `json:"stats"`
+	// PerChannel counts subscribed connections per fanout channel (ready).
+	PerChannel []int64 `json:"per_channel,omitempty"`
+	// Usage is the worker's own, with ready (every connection set up).
+	Usage  *Usage  `json:"usage,omitempty"`
+	Result *result `json:"result,omitempty"`
+	Err    string  `json:"err,omitempty"`
+}
+
+// Stats are a worker's running counts.
+type Stats struct {
+	Opened     int64 `json:"opened"`
+	Failed     int64 `json:"failed"`
+	Subscribed int64 `json:"subscribed"`
+	Dropped    int64 `json:"dropped"`
+	Delivered  int64 `json:"delivered"`
+	Reordered  int64 `json:"reordered"`
+	RoundTrips int64 `json:"round_trips"`
+	// Unix nanoseconds of the first Dial and of the last upgrade.
+	FirstDial int64 `json:"first_dial"`
+	LastOpen  int64 `json:"last_open"`
+}
+
+func (s *Stats) add(o Stats) {
+	s.Opened += o.Opened
+	s.Failed += o.Failed
+	s.Subscribed += o.Subscribed
+	s.Dropped += o.Dropped
+	s.Delivered += o.Delivered
+	s.Reordered += o.Reordered
+	s.RoundTrips += o.RoundTrips
+	if o.FirstDial != 0 && (s.FirstDial == 0 || o.FirstDial < s.FirstDial) {
+		s.FirstDial = o.FirstDial
+	}
+	s.LastOpen = max(s.LastOpen, o.LastOpen)
+}
+
+// result is a worker's final report.
+type result struct {
+	Stats     Stats            `json:"stats"`
+	Failures  map[string]int64 `json:"failures,omitempty"`
+	Drops     map[string]int64 `json:"drops,omitempty"`
+	Errors    map[string]int64 `json:"errors,omitempty"`
+	Latency   hist.Snapshot    `json:"latency"`
+	Handshake hist.Snapshot    `json:"handshake"`
+	// EchoStart and EchoEnd bound the echo window, Unix nanoseconds.
+	EchoStart int64 `json:"echo_start,omitempty"`
+	EchoEnd   int64 `json:"echo_end,omitempty"`
+	// AtStop is the worker's usage when the measured phase ended, before
+	// closing its connections; Usage is at the very end.
+	AtStop Usage `json:"at_stop"`
+	Usage  Usage `json:"usage"`
+}

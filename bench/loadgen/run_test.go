@@ -1,0 +1,141 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shardgate/shardgate/bench/peers/gorillahub/hub"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func startHub(t *testing.T) *hub.Server {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	s, err := hub.Start(hub.Options{Registerer: reg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, "127.0.0.1:0", "127.0.0.1:0", reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	return s
+}
+
+func config(scenario, wsAddr, adminAddr string) Config {
+	return Config{
+		Scenario: scenario, Target: "gorillahub",
+		URL: "ws://" + wsAddr + "/ws", Addr: netip.MustParseAddrPort(wsAddr), AdminURL: "http://" + adminAddr,
+		Conns: 50, Procs: 2, SourceIPs: []netip.Addr{netip.MustParseAddr("127.0.0.5"), netip.MustParseAddr("127.0.0.6")},
+		Channels: 3, Rate: 20, Size: 100, Duration: 500 * time.Millisecond, ProgressEvery: 20 * time.Millisecond,
+		Spawn: InProcessSpawner(),
+	}
+}
+
+func TestRunInProcessFanout(t *testing.T) {
+	s := startHub(t)
+	cfg := config(ScenarioFanout, s.Addr().String(), s.AdminAddr().String())
+	var progressed bool
+	cfg.OnProgress = func(Progress) { progressed = true }
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := rep.Fanout
+	if rep.Connect.Opened != 50 || f.Published != 10 || f.Expected == 0 || f.Delivered != f.Expected {
+		t.Fatalf("connect %+v fanout %+v", rep.Connect, f)
+	}
+	// Channels 0..2 get 17, 17 and 16 of the 50 connections; messages go
+	// round the channels: 4, 3 and 3 of the 10.
+	if want := int64(4*17 + 3*17 + 3*16); f.Expected != want {
+		t.Fatalf("expected %d deliveries, want %d", f.Expected, want)
+	}
+	if !progressed {
+		t.Fatal("OnProgress never called")
+	}
+}
+
+// A server that upgrades and then never answers: every connection fails
+// its setup after the handshake timeout, and the run still ends.
+func TestSubscribeTimeout(t *testing.T) {
+	var wg sync.WaitGroup
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wg.Add(1)
+		defer wg.Done()
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(func() {
+		srv.Close()
+		wg.Wait()
+	})
+	addr := srv.Listener.Addr().String()
+	cfg := config(ScenarioEcho, addr, addr)
+	cfg.Conns, cfg.HandshakeTimeout, cfg.CloseTimeout = 5, 200*time.Millisecond, time.Second
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := rep.Connect; c.Opened != 0 || c.Failed != 5 || c.Failures["subscribe_timeout"] != 5 {
+		t.Fatalf("connect: %+v", c)
+	}
+	if rep.Server.ScrapeError == "" {
+		t.Fatal("scraping a server without /metrics did not note an error")
+	}
+}
+
+func TestWorkerThatDiesFailsTheRun(t *testing.T) {
+	s := startHub(t)
+	cfg := config(ScenarioConnect, s.Addr().String(), s.AdminAddr().String())
+	cfg.Spawn = func(i int) (*Worker, error) {
+		// A worker that exits at once: its output ends, its input goes
+		// nowhere.
+		return &Worker{In: nopCloser{io.Discard}, Out: strings.NewReader(""), Wait: func() error { return nil }}, nil
+	}
+	_, err := Run(context.Background(), cfg)
+	if !errors.Is(err, errWorkerExited) {
+		t.Fatalf("err = %v, want errWorkerExited", err)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	s := startHub(t)
+	cfg := config(ScenarioConnect, s.Addr().String(), s.AdminAddr().String())
+	cfg.Hold = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg.OnProgress = func(p Progress) {
+		if p.Phase == "holding" {
+			cancel()
+		}
+	}
+	if _, err := Run(ctx, cfg); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }

@@ -1,0 +1,339 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shardgate/shardgate/bench/loadgen"
+	"github.com/shardgate/shardgate/bench/target"
+)
+
+// errHelp: -h was asked for and usage was printed.
+var errHelp = errors.New("help requested")
+
+// defaultSourceIPs spread client sockets over eight loopback addresses, so
+// that 4-tuples, not one address's ephemeral ports, bound a run.
+const defaultSourceIPs = "127.0.0.2-127.0.0.9"
+
+// fdReserve is what a worker keeps free of connections under its
+// open-file limit: stdio, epoll, eventfd and the Go runtime's own.
+const fdReserve = 64
+
+type options struct {
+	cfg      loadgen.Config
+	jsonPath string
+}
+
+const usageHead = `usage: shardbench <scenario> [flags]
+
+scenarios:
+  connect  open -conns connections at -rate per second, hold them -hold;
+           report upgrades/s, failures, server RSS and goroutines per connection
+  fanout   -conns connections on -channels channels; publish -rate messages/s
+           of -size bytes through the admin API for -duration; report
+           delivered/expected, latency percentiles, deliveries/s
+  echo     each connection publishes to its own channel and waits for its
+           message; report round trips/s and latency percentiles
+
+Targets are loopback unless -url and -admin-url both name another host.
+Run "shardbench <scenario> -h" for the flags of a scenario.
+`
+
+// parseArgs turns the command line into a run. Errors are one line naming
+// the flag at fault; -h prints usage to out and returns errHelp.
+func parseArgs(args []string, out io.Writer) (options, error) {
+	if len(args) == 0 {
+		return options{}, errors.New("missing scenario (connect, fanout or echo); see shardbench -h")
+	}
+	scenario := args[0]
+	switch scenario {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(out, usageHead)
+		return options{}, errHelp
+	case loadgen.ScenarioConnect, loadgen.ScenarioFanout, loadgen.ScenarioEcho:
+	default:
+		return options{}, fmt.Errorf("unknown scenario %q (want connect, fanout or echo)", scenario)
+	}
+
+	var (
+		o                         options
+		c                         = &o.cfg
+		targetName, urlS, adminS  string
+		sourceS, token, apiKey    string
+		connRate                  float64
+		defaultConns, defaultSize int
+		defaultDuration           time.Duration
+	)
+	c.Scenario = scenario
+	switch scenario {
+	case loadgen.ScenarioConnect:
+		defaultConns = 1000
+	case loadgen.ScenarioFanout:
+		defaultConns, defaultSize, defaultDuration = 1000, 256, 10*time.Second
+	case loadgen.ScenarioEcho:
+		defaultConns, defaultSize, defaultDuration = 100, 64, 10*time.Second
+	}
+
+	fs := flag.NewFlagSet("shardbench "+scenario, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&targetName, "target", "shardgate", "server kind: "+strings.Join(target.Names(), ", "))
+	fs.StringVar(&urlS, "url", "", "WebSocket URL (default: the target's, on 127.0.0.1)")
+	fs.StringVar(&adminS, "admin-url", "", "base URL of the server's HTTP API: metrics, publish (default: the target's)")
+	fs.StringVar(&sourceS, "source-ips", defaultSourceIPs, `client source addresses: list or ranges, "none" for the kernel's choice`)
+	fs.IntVar(&c.Procs, "procs", 0, "worker processes (0: as few as the open-file limit allows)")
+	fs.StringVar(&o.jsonPath, "json", "", `also write the report as JSON to this file ("-": JSON on stdout instead of the table)`)
+	fs.IntVar(&c.Conns, "conns", defaultConns, "connections")
+	fs.IntVar(&c.Inflight, "inflight", 1000, "connections being set up at once, per worker")
+	fs.DurationVar(&c.HandshakeTimeout, "timeout", 10*time.Second, "connect plus upgrade (plus subscribe) time limit per connection")
+	fs.StringVar(&token, "token", "", "client token (shardgate: JWT sent as Authorization: Bearer)")
+	fs.StringVar(&apiKey, "api-key", "", "publish API credential (shardgate: -admin-token)")
+	fs.StringVar(&c.ChannelPrefix, "channel-prefix", "bench", "prefix of the channels the run uses")
+	switch scenario {
+	case loadgen.ScenarioConnect:
+		fs.Float64Var(&connRate, "rate", 0, "connections per second (0: as fast as -inflight allows)")
+		fs.DurationVar(&c.Hold, "hold", 5*time.Second, "how long to hold the connections open")
+	case loadgen.ScenarioFanout:
+		fs.Float64Var(&connRate, "connect-rate", 0, "connections per second (0: as fast as -inflight allows)")
+		fs.IntVar(&c.Channels, "channels", 1, "channels; connection i subscribes to channel i mod -channels")
+		fs.Float64Var(&c.Rate, "rate", 10, "messages per second, over all channels")
+		fs.IntVar(&c.Size, "size", defaultSize, "bytes of each message's data")
+		fs.DurationVar(&c.Duration, "duration", defaultDuration, "how long to publish")
+		fs.DurationVar(&c.Wait, "wait", 10*time.Second, "how long to wait after the last publish for undelivered messages")
+	case loadgen.ScenarioEcho:
+		fs.Float64Var(&connRate, "connect-rate", 0, "connections per second (0: as fast as -inflight allows)")
+		fs.IntVar(&c.Size, "size", defaultSize, "bytes of each message's data")
+		fs.DurationVar(&c.Duration, "duration", defaultDuration, "how long to run round trips")
+	}
+
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(out, "usage: shardbench %s [flags]\n\nflags:\n", scenario)
+			fs.SetOutput(out)
+			fs.PrintDefaults()
+			return options{}, errHelp
+		}
+		return options{}, err
+	}
+	if fs.NArg() > 0 {
+		return options{}, fmt.Errorf("unexpected argument %q after the flags", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c.ConnectRate = connRate
+
+	bad := func(name string, v any, why string) error {
+		return fmt.Errorf("invalid value %v for flag -%s: %s", v, name, why)
+	}
+	if !slices.Contains(target.Names(), targetName) {
+		return options{}, bad("target", fmt.Sprintf("%q", targetName), "want one of "+strings.Join(target.Names(), ", "))
+	}
+	tgt, err := target.New(targetName, target.Options{Token: token, APIKey: apiKey})
+	if err != nil {
+		return options{}, bad("target", targetName, err.Error())
+	}
+	c.Target, c.TargetOptions = targetName, target.Options{Token: token, APIKey: apiKey}
+
+	switch {
+	case c.Conns < 1:
+		return options{}, bad("conns", c.Conns, "must be at least 1")
+	case c.Procs < 0:
+		return options{}, bad("procs", c.Procs, "must not be negative")
+	case c.Inflight < 1:
+		return options{}, bad("inflight", c.Inflight, "must be at least 1")
+	case c.HandshakeTimeout <= 0:
+		return options{}, bad("timeout", c.HandshakeTimeout, "must be positive")
+	case connRate < 0 && scenario == loadgen.ScenarioConnect:
+		return options{}, bad("rate", connRate, "must not be negative")
+	case connRate < 0:
+		return options{}, bad("connect-rate", connRate, "must not be negative")
+	case c.Hold < 0:
+		return options{}, bad("hold", c.Hold, "must not be negative")
+	case len(c.ChannelPrefix) > 100 || !validChannel(c.ChannelPrefix):
+		return options{}, bad("channel-prefix", fmt.Sprintf("%q", c.ChannelPrefix), "must be 1-100 bytes of A-Z a-z 0-9 . _ : @ -")
+	}
+	if scenario == loadgen.ScenarioFanout {
+		switch {
+		case c.Channels < 1:
+			return options{}, bad("channels", c.Channels, "must be at least 1")
+		case c.Rate <= 0:
+			return options{}, bad("rate", c.Rate, "must be positive")
+		case c.Duration.Seconds()*c.Rate < 1:
+			return options{}, bad("duration", c.Duration, fmt.Sprintf("publishes nothing at -rate %g", c.Rate))
+		case c.Wait < 0:
+			return options{}, bad("wait", c.Wait, "must not be negative")
+		}
+	}
+	if scenario != loadgen.ScenarioConnect {
+		switch {
+		case c.Size < 0 || c.Size > 16<<20:
+			return options{}, bad("size", c.Size, "must be between 0 and 16777216")
+		case c.Duration <= 0:
+			return options{}, bad("duration", c.Duration, "must be positive")
+		}
+	}
+
+	// Where to: loopback by default; another host only when the user names
+	// both the WebSocket and the admin URL.
+	if urlS == "" {
+		urlS = tgt.DefaultURL()
+	}
+	if adminS == "" {
+		adminS = tgt.DefaultAdminURL()
+	}
+	wsURL, addr, err := checkURL("url", urlS, "ws")
+	if err != nil {
+		return options{}, err
+	}
+	adminURL, adminAddr, err := checkURL("admin-url", adminS, "http", "https")
+	if err != nil {
+		return options{}, err
+	}
+	if !(set["url"] && set["admin-url"]) {
+		const why = "not a loopback address: to target another host, give both -url and -admin-url"
+		if !addr.Addr().IsLoopback() {
+			return options{}, bad("url", fmt.Sprintf("%q", urlS), why)
+		}
+		if !adminAddr.Addr().IsLoopback() {
+			return options{}, bad("admin-url", fmt.Sprintf("%q", adminS), why)
+		}
+	}
+	c.URL, c.AdminURL, c.Addr = wsURL.String(), strings.TrimSuffix(adminURL.String(), "/"), addr
+
+	if !set["source-ips"] && !(addr.Addr().Is4() && addr.Addr().IsLoopback()) {
+		sourceS = "none"
+	}
+	if c.SourceIPs, err = parseSourceIPs(sourceS); err != nil {
+		return options{}, bad("source-ips", fmt.Sprintf("%q", sourceS), err.Error())
+	}
+	for _, s := range c.SourceIPs {
+		if s.Is4() != addr.Addr().Is4() {
+			return options{}, bad("source-ips", s, fmt.Sprintf("not of the address family of %s", addr.Addr()))
+		}
+		if s.IsLoopback() != addr.Addr().IsLoopback() {
+			return options{}, bad("source-ips", s, fmt.Sprintf("cannot reach %s", addr.Addr()))
+		}
+	}
+
+	perProc := loadgen.OpenFileLimit() - fdReserve
+	if perProc < 1 {
+		return options{}, bad("procs", c.Procs, "the open-file limit leaves no room for connections")
+	}
+	need := (c.Conns + perProc - 1) / perProc
+	if c.Procs == 0 {
+		c.Procs = need
+	} else if c.Procs < need {
+		return options{}, bad("procs", c.Procs, fmt.Sprintf("%d connections need at least %d workers under the open-file limit of %d", c.Conns, need, perProc+fdReserve))
+	}
+	c.Procs = min(c.Procs, c.Conns)
+	c.Command = "shardbench " + quoteArgs(args)
+	return o, nil
+}
+
+// checkURL parses a URL flag, checks its scheme, and resolves its host.
+func checkURL(name, s string, schemes ...string) (*url.URL, netip.AddrPort, error) {
+	fail := func(why string) (*url.URL, netip.AddrPort, error) {
+		return nil, netip.AddrPort{}, fmt.Errorf("invalid value %q for flag -%s: %s", s, name, why)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fail(err.Error())
+	}
+	if !slices.Contains(schemes, u.Scheme) {
+		return fail("scheme must be " + strings.Join(schemes, " or "))
+	}
+	if u.Hostname() == "" {
+		return fail("no host")
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"ws": "80", "http": "80", "https": "443"}[u.Scheme]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ap, err := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
+	if err != nil || len(ap) == 0 {
+		return fail("cannot resolve host")
+	}
+	addr := ap[0]
+	for _, a := range ap { // prefer IPv4: that is what the source addresses are
+		if a.Unmap().Is4() {
+			addr = a
+			break
+		}
+	}
+	var p uint16
+	if _, err := fmt.Sscan(port, &p); err != nil || p == 0 {
+		return fail("bad port")
+	}
+	return u, netip.AddrPortFrom(addr.Unmap(), p), nil
+}
+
+// parseSourceIPs reads "127.0.0.2-127.0.0.9,127.0.1.1" (ranges and single
+// addresses); "" and "none" mean none.
+func parseSourceIPs(s string) ([]netip.Addr, error) {
+	if s == "" || s == "none" {
+		return nil, nil
+	}
+	var out []netip.Addr
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		lo, hi, isRange := strings.Cut(item, "-")
+		first, err := netip.ParseAddr(lo)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an address", lo)
+		}
+		if !isRange {
+			out = append(out, first)
+			continue
+		}
+		last, err := netip.ParseAddr(hi)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an address", hi)
+		}
+		if first.Is4() != last.Is4() || last.Less(first) {
+			return nil, fmt.Errorf("range %s is empty or mixes families", item)
+		}
+		for a, n := first, 0; a.Compare(last) <= 0; a, n = a.Next(), n+1 {
+			if n == 1024 {
+				return nil, fmt.Errorf("range %s holds more than 1024 addresses", item)
+			}
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// validChannel mirrors the gateway's channel names: 1-128 bytes of
+// A-Z a-z 0-9 . _ : @ -.
+func validChannel(s string) bool {
+	if len(s) < 1 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("._:@-", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func quoteArgs(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\"'$\\") {
+			a = fmt.Sprintf("%q", a)
+		}
+		q[i] = a
+	}
+	return strings.Join(q, " ")
+}
