@@ -1,12 +1,13 @@
 # shardgate — build, run and test.
 #
-#   make build     bin/shardgate (and bin/shardbench once cmd/shardbench has code)
+#   make build     bin/shardgate and bin/shardbench
 #   make run       build, then start one gateway with the in-memory broker:
 #                  WebSocket on :8080/ws, admin on 127.0.0.1:9090 (ARGS=... adds flags)
 #   make test      every test, with the race detector (what .ci/run calls);
 #                  installs test/node's npm packages first if they are missing
 #   make fuzz      each Fuzz target for FUZZTIME (default 30s)
-#   make bench     every benchmark, with allocations
+#   make bench     short shardbench run (connect, fanout, echo; ~30 s) vs shardgate and gorillahub
+#   make bench-go  every Go benchmark, with allocations
 #   make vet       go vet
 #   make cluster   NATS + three gateway nodes to try a cluster by hand (scripts/cluster.sh; ARGS=... adds node flags)
 #   make clean     remove build outputs
@@ -24,17 +25,12 @@ NODE_DIR := test/node
 # node_modules is older than package-lock.json.
 NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
 
-.PHONY: build run test node-deps fuzz bench vet clean cluster
+.PHONY: build run test node-deps fuzz bench bench-go vet clean cluster
 
 build:
 	@mkdir -p bin
 	$(GO) build -o bin/shardgate ./cmd/shardgate
-	@if [ -n "$$(find cmd/shardbench -maxdepth 1 -name '*.go' ! -name '*_test.go' 2>/dev/null)" ]; then \
-		echo "$(GO) build -o bin/shardbench ./cmd/shardbench"; \
-		$(GO) build -o bin/shardbench ./cmd/shardbench; \
-	else \
-		echo "cmd/shardbench has no Go files yet: not built"; \
-	fi
+	$(GO) build -o bin/shardbench ./cmd/shardbench
 
 run: build
 	./bin/shardgate $(ARGS)
@@ -73,6 +69,9 @@ fuzz:
 	exit $$status
 
 bench:
+	scripts/bench-short.sh
+
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 vet:
