@@ -24,9 +24,13 @@ type Config struct {
 	Scenario      string
 	Target        string
 	TargetOptions target.Options
-	URL           string         // WebSocket URL
+	URL           string         // WebSocket URL (the first node's)
 	Addr          netip.AddrPort // URL's host, resolved
-	AdminURL      string         // base URL of the server's HTTP API
+	// URLs and Addrs list every node of a cluster run (URL and Addr are
+	// the first); worker i connects to node i mod len(URLs). Empty: URL.
+	URLs          []string
+	Addrs         []netip.AddrPort
+	AdminURL      string // base URL of the server's HTTP API
 	Conns         int
 	Procs         int
 	SourceIPs     []netip.Addr
@@ -105,9 +109,13 @@ func (c *Config) plans() []Plan {
 		if c.ConnectRate > 0 {
 			rate = c.ConnectRate * float64(n) / float64(c.Conns)
 		}
+		url, addr := c.URL, c.Addr.String()
+		if len(c.URLs) > 0 {
+			url, addr = c.URLs[i%len(c.URLs)], c.Addrs[i%len(c.Addrs)].String()
+		}
 		plans[i] = Plan{
 			Scenario: c.Scenario, Target: c.Target, TargetOptions: c.TargetOptions,
-			URL: c.URL, Addr: c.Addr.String(),
+			URL: url, Addr: addr,
 			Conns: n, First: first, SourceIPs: sourcesFor(c.SourceIPs, i, c.Procs),
 			ConnectRate: rate, Inflight: c.Inflight,
 			Channels: c.Channels, ChannelPrefix: c.ChannelPrefix, Size: c.Size,

@@ -16,6 +16,8 @@ func TestArgumentErrors(t *testing.T) {
 		{[]string{"blast"}, ""},
 		{[]string{"connect", "extra"}, ""},
 		{[]string{"connect", "-foo"}, "-foo"},
+		{[]string{"connect", "-url", "ws://127.0.0.1:8081/ws,ws://127.0.0.1:8082/ws", "-procs", "1"}, "-procs"},
+		{[]string{"connect", "-url", "ws://127.0.0.1:8081/ws,http://127.0.0.1:8082/ws"}, "-url"},
 		{[]string{"connect", "-conns"}, "-conns"},
 		{[]string{"connect", "-conns", "many"}, "-conns"},
 		{[]string{"connect", "-conns", "0"}, "-conns"},

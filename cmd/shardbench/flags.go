@@ -86,7 +86,7 @@ func parseArgs(args []string, out io.Writer) (options, error) {
 	fs := flag.NewFlagSet("shardbench "+scenario, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&targetName, "target", "shardgate", "server kind: "+strings.Join(target.Names(), ", "))
-	fs.StringVar(&urlS, "url", "", "WebSocket URL (default: the target's, on 127.0.0.1)")
+	fs.StringVar(&urlS, "url", "", "WebSocket URL, or a comma list of a cluster's nodes (default: the target's, on 127.0.0.1)")
 	fs.StringVar(&adminS, "admin-url", "", "base URL of the server's HTTP API: metrics, publish (default: the target's)")
 	fs.StringVar(&sourceS, "source-ips", defaultSourceIPs, `client source addresses: list or ranges, "none" for the kernel's choice`)
 	fs.IntVar(&c.Procs, "procs", 0, "worker processes (0: as few as the open-file limit allows)")
@@ -189,24 +189,34 @@ func parseArgs(args []string, out io.Writer) (options, error) {
 	if adminS == "" {
 		adminS = tgt.DefaultAdminURL()
 	}
-	wsURL, addr, err := checkURL("url", urlS, "ws")
-	if err != nil {
-		return options{}, err
+	// -url may list several nodes of one cluster (comma-separated): the
+	// workers are dealt over them round-robin, and publishes go to the
+	// single -admin-url, so fan-out crosses nodes through the broker.
+	const why = "not a loopback address: to target another host, give both -url and -admin-url"
+	var addr netip.AddrPort
+	for i, one := range strings.Split(urlS, ",") {
+		wsURL, a, err := checkURL("url", strings.TrimSpace(one), "ws")
+		if err != nil {
+			return options{}, err
+		}
+		if !(set["url"] && set["admin-url"]) && !a.Addr().IsLoopback() {
+			return options{}, bad("url", fmt.Sprintf("%q", urlS), why)
+		}
+		if i == 0 {
+			addr = a
+			c.URL, c.Addr = wsURL.String(), a
+		}
+		c.URLs = append(c.URLs, wsURL.String())
+		c.Addrs = append(c.Addrs, a)
 	}
 	adminURL, adminAddr, err := checkURL("admin-url", adminS, "http", "https")
 	if err != nil {
 		return options{}, err
 	}
-	if !(set["url"] && set["admin-url"]) {
-		const why = "not a loopback address: to target another host, give both -url and -admin-url"
-		if !addr.Addr().IsLoopback() {
-			return options{}, bad("url", fmt.Sprintf("%q", urlS), why)
-		}
-		if !adminAddr.Addr().IsLoopback() {
-			return options{}, bad("admin-url", fmt.Sprintf("%q", adminS), why)
-		}
+	if !(set["url"] && set["admin-url"]) && !adminAddr.Addr().IsLoopback() {
+		return options{}, bad("admin-url", fmt.Sprintf("%q", adminS), why)
 	}
-	c.URL, c.AdminURL, c.Addr = wsURL.String(), strings.TrimSuffix(adminURL.String(), "/"), addr
+	c.AdminURL = strings.TrimSuffix(adminURL.String(), "/")
 
 	if !set["source-ips"] && !(addr.Addr().Is4() && addr.Addr().IsLoopback()) {
 		sourceS = "none"
@@ -232,6 +242,12 @@ func parseArgs(args []string, out io.Writer) (options, error) {
 		c.Procs = need
 	} else if c.Procs < need {
 		return options{}, bad("procs", c.Procs, fmt.Sprintf("%d connections need at least %d workers under the open-file limit of %d", c.Conns, need, perProc+fdReserve))
+	}
+	if c.Procs < len(c.URLs) {
+		if set["procs"] {
+			return options{}, bad("procs", c.Procs, fmt.Sprintf("%d URLs need at least one worker each", len(c.URLs)))
+		}
+		c.Procs = len(c.URLs)
 	}
 	c.Procs = min(c.Procs, c.Conns)
 	c.Command = "shardbench " + quoteArgs(args)
