@@ -60,11 +60,12 @@ type acceptor struct {
 
 // pendingConn is a connection still in its handshake.
 type pendingConn struct {
-	fd       int
-	buf      *[]byte
-	n        int
-	deadline int64
-	done     bool
+	fd         int
+	buf        *[]byte
+	n          int
+	deadline   int64
+	done       bool
+	registered bool // in the acceptor's poller and pending map
 }
 
 func newAcceptor(log *slog.Logger, ln *net.TCPListener, hs *handshaker, shards []*shard.Shard, timeout time.Duration) (*acceptor, error) {
@@ -86,6 +87,12 @@ func newAcceptor(log *slog.Logger, ln *net.TCPListener, hs *handshaker, shards [
 	}
 	if err := raw.Control(func(fd uintptr) { a.lfd = int(fd) }); err != nil {
 		return nil, fmt.Errorf("acceptor: listener fd: %w", err)
+	}
+	// Accepted sockets inherit TCP_NODELAY from the listener (the kernel
+	// clones the listening socket), which saves a setsockopt per
+	// connection: small frames must not wait for Nagle's algorithm.
+	if err := unix.SetsockoptInt(a.lfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		return nil, fmt.Errorf("acceptor: TCP_NODELAY: %w", os.NewSyscallError("setsockopt", err))
 	}
 	if fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
 		a.spare = fd
@@ -201,18 +208,22 @@ func (a *acceptor) shed() {
 }
 
 func (a *acceptor) start(fd int) {
-	// Small frames must not wait for Nagle's algorithm.
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	p := &pendingConn{fd: fd, deadline: a.now() + int64(a.timeout)}
-	if err := a.poll.Add(fd, poller.EdgeRead, func(ev poller.Event) { a.onReadable(p, ev) }); err != nil {
-		a.log.Warn("register handshake", "err", err)
-		unix.Close(fd)
+	// The request usually arrives with (or right behind) the connection:
+	// reading it now, before any epoll registration, saves an epoll_ctl
+	// pair and a wake-up per upgrade; EAGAIN costs one syscall.
+	a.onReadable(p, poller.EventRead)
+	if p.done {
 		return
 	}
+	// Edge-triggered ADD reports data that arrived since the read above.
+	if err := a.poll.Add(fd, poller.EdgeRead, func(ev poller.Event) { a.onReadable(p, ev) }); err != nil {
+		a.log.Warn("register handshake", "err", err)
+		a.drop(p)
+		return
+	}
+	p.registered = true
 	a.pending[fd] = p
-	// The request often arrives with (or right behind) the connection:
-	// reading now saves an epoll round trip; EAGAIN costs one syscall.
-	a.onReadable(p, poller.EventRead)
 }
 
 // onReadable reads the request until its header is complete.
@@ -271,9 +282,7 @@ func (a *acceptor) finish(p *pendingConn, end int) {
 		return
 	}
 	a.hs.count(upgradeOK)
-	p.done = true
-	delete(a.pending, p.fd)
-	_ = a.poll.Del(p.fd)
+	a.unregister(p)
 	s := a.pick()
 	a.hs.opened()
 	var grants shard.Grants
@@ -327,16 +336,26 @@ func (a *acceptor) writeAll(fd int, b []byte) bool {
 	return true
 }
 
+// unregister marks p done and takes it out of the poller and the pending
+// set, if it was ever put there.
+func (a *acceptor) unregister(p *pendingConn) {
+	p.done = true
+	if !p.registered {
+		return
+	}
+	p.registered = false
+	delete(a.pending, p.fd)
+	if err := a.poll.Del(p.fd); err != nil && !errors.Is(err, poller.ErrClosed) {
+		a.log.Debug("unregister handshake", "err", err)
+	}
+}
+
 // drop closes a pending connection without upgrading it.
 func (a *acceptor) drop(p *pendingConn) {
 	if p.done {
 		return
 	}
-	p.done = true
-	delete(a.pending, p.fd)
-	if err := a.poll.Del(p.fd); err != nil && !errors.Is(err, poller.ErrClosed) {
-		a.log.Debug("unregister handshake", "err", err)
-	}
+	a.unregister(p)
 	unix.Close(p.fd)
 	if p.buf != nil {
 		a.pool.Put(p.buf)
