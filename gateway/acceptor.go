@@ -47,6 +47,9 @@ type acceptor struct {
 	timeout time.Duration
 	epoch   time.Time
 	spare   int // reserve fd, given up to shed a connection under EMFILE
+	// unwoken[i]: shard i was handed connections it has not been woken
+	// for yet (see wakeShards).
+	unwoken []bool
 	next    int // round-robin start for shard selection
 
 	tick atomic.Bool
@@ -80,6 +83,7 @@ func newAcceptor(log *slog.Logger, ln *net.TCPListener, hs *handshaker, shards [
 		pending: make(map[int]*pendingConn),
 		done:    make(chan struct{}),
 		spare:   -1,
+		unwoken: make([]bool, len(shards)),
 	}
 	raw, err := ln.SyscallConn()
 	if err != nil {
@@ -169,6 +173,7 @@ func (a *acceptor) onListener(ev poller.Event) {
 	if a.stopped || ev&poller.EventClosed != 0 {
 		return
 	}
+	defer a.wakeShards()
 	for i := 0; i < acceptsPerEvent; i++ {
 		r, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(a.lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 		switch errno {
@@ -217,7 +222,10 @@ func (a *acceptor) start(fd int) {
 		return
 	}
 	// Edge-triggered ADD reports data that arrived since the read above.
-	if err := a.poll.Add(fd, poller.EdgeRead, func(ev poller.Event) { a.onReadable(p, ev) }); err != nil {
+	if err := a.poll.Add(fd, poller.EdgeRead, func(ev poller.Event) {
+		a.onReadable(p, ev)
+		a.wakeShards()
+	}); err != nil {
 		a.log.Warn("register handshake", "err", err)
 		a.drop(p)
 		return
@@ -289,13 +297,26 @@ func (a *acceptor) finish(p *pendingConn, end int) {
 	if res.grants != nil {
 		grants = res.grants
 	}
-	if err := s.Attach(p.fd, (*p.buf)[end:p.n], grants); err != nil {
+	if err := s.AttachLater(p.fd, (*p.buf)[end:p.n], grants); err != nil {
 		// The shard is closed: we are shutting down.
 		a.hs.released()
 		unix.Close(p.fd)
+	} else {
+		a.unwoken[s.ID()] = true
 	}
 	a.pool.Put(p.buf)
 	p.buf = nil
+}
+
+// wakeShards wakes every shard that was handed connections since the last
+// call: once per burst of upgrades, not once per connection.
+func (a *acceptor) wakeShards() {
+	for i, w := range a.unwoken {
+		if w {
+			a.unwoken[i] = false
+			a.shards[i].Wake()
+		}
+	}
 }
 
 // pick returns the shard with the fewest connections, starting the scan

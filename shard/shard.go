@@ -163,6 +163,18 @@ func (s *Shard) Conns() int64 { return s.conns.Load() }
 // from now on (and closes it). pending holds bytes the client sent after its
 // handshake; it is copied. grants may be nil.
 func (s *Shard) Attach(fd int, pending []byte, grants Grants) error {
+	if err := s.AttachLater(fd, pending, grants); err != nil {
+		return err
+	}
+	s.waker.Wake()
+	return nil
+}
+
+// AttachLater is Attach without the wake-up: the connection waits in the
+// inbox until the caller calls Wake (or anything else wakes the shard). An
+// acceptor that upgrades a burst of connections wakes each shard once per
+// burst instead of once per connection.
+func (s *Shard) AttachLater(fd int, pending []byte, grants Grants) error {
 	c := &conn{fd: fd, grants: grants, idx: -1}
 	if len(pending) > 0 {
 		b := s.pool.Get(len(pending))
@@ -170,7 +182,7 @@ func (s *Shard) Attach(fd int, pending []byte, grants Grants) error {
 		c.partial = b
 	}
 	s.conns.Add(1)
-	if err := s.push(task{kind: taskAttach, conn: c}, false); err != nil {
+	if err := s.queueTask(task{kind: taskAttach, conn: c}, false); err != nil {
 		s.conns.Add(-1)
 		if c.partial != nil {
 			s.pool.Put(c.partial)
@@ -179,6 +191,9 @@ func (s *Shard) Attach(fd int, pending []byte, grants Grants) error {
 	}
 	return nil
 }
+
+// Wake makes the shard run what is in its inbox. Safe from any goroutine.
+func (s *Shard) Wake() { s.waker.Wake() }
 
 // Broadcast queues frame for every subscriber of channel ("" = every
 // connection). frame must be a complete encoded WebSocket frame; the shard
@@ -210,6 +225,15 @@ func (s *Shard) Drain(timeout time.Duration) {
 }
 
 func (s *Shard) push(t task, cast bool) error {
+	if err := s.queueTask(t, cast); err != nil {
+		return err
+	}
+	s.waker.Wake()
+	return nil
+}
+
+// queueTask adds t to the inbox without waking the shard.
+func (s *Shard) queueTask(t task, cast bool) error {
 	s.mu.Lock()
 	if s.closed.Load() {
 		s.mu.Unlock()
@@ -224,7 +248,6 @@ func (s *Shard) push(t task, cast bool) error {
 	}
 	s.inbox = append(s.inbox, t)
 	s.mu.Unlock()
-	s.waker.Wake()
 	return nil
 }
 
