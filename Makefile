@@ -8,6 +8,7 @@
 #   make fuzz      each Fuzz target for FUZZTIME (default 30s)
 #   make bench     short shardbench run (connect, fanout, echo; ~30 s) vs shardgate and gorillahub
 #   make bench-go  every Go benchmark, with allocations
+#   make compare   full comparison vs gorillahub and Centrifugo (~11 min), results in bench/results/
 #   make vet       go vet
 #   make cluster   NATS + three gateway nodes to try a cluster by hand (scripts/cluster.sh; ARGS=... adds node flags)
 #   make clean     remove build outputs
@@ -25,7 +26,7 @@ NODE_DIR := test/node
 # node_modules is older than package-lock.json.
 NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
 
-.PHONY: build run test node-deps fuzz bench bench-go vet clean cluster
+.PHONY: build run test node-deps fuzz bench bench-go compare vet clean cluster
 
 build:
 	@mkdir -p bin
@@ -73,6 +74,9 @@ bench:
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+compare:
+	scripts/compare.sh
 
 vet:
 	$(GO) vet ./...
