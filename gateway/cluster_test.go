@@ -6,36 +6,18 @@ import (
 	"net"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/shardgate/shardgate/internal/natstest"
 	"github.com/shardgate/shardgate/internal/wstest"
 )
 
 // Cluster tests: a real NATS server in this process, on a port the
 // kernel picks, and several gateway nodes using it with -broker nats://.
 
-// startNATS runs a NATS server on 127.0.0.1:port (-1: any free port)
-// until the test ends or stopNATS.
-func startNATS(t testing.TB, port int) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		t.Fatalf("nats server on port %d did not start", port)
-	}
-	t.Cleanup(func() { stopNATS(s) })
-	return s
-}
-
-func stopNATS(s *server.Server) {
-	s.Shutdown()
-	s.WaitForShutdown()
-}
+// startNATS and stopNATS are natstest.Start and natstest.Stop.
+func startNATS(t testing.TB, port int) *server.Server { return natstest.Start(t, port) }
+func stopNATS(s *server.Server)                       { natstest.Stop(s) }
 
 // startCluster starts n gateway nodes on srv, each with unlimited client
 // publish rate, and waits until all are ready.

@@ -13,36 +13,19 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/shardgate/shardgate/gateway/broker"
+	"github.com/shardgate/shardgate/internal/natstest"
 	"go.uber.org/goleak"
 )
 
 // TestMain fails the package if a broker or server outlives its test.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// startNATS runs an in-process NATS server on 127.0.0.1:port (-1: a port
-// the kernel picks) until the test ends or the caller shuts it down.
-func startNATS(t testing.TB, port int) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		t.Fatalf("nats server on port %d did not start", port)
-	}
-	t.Cleanup(func() { stopNATS(s) })
-	return s
-}
+// startNATS and stopNATS are natstest.Start and natstest.Stop.
+func startNATS(t testing.TB, port int) *server.Server { return natstest.Start(t, port) }
+func stopNATS(s *server.Server)                       { natstest.Stop(s) }
 
-func stopNATS(s *server.Server) {
-	s.Shutdown()
-	s.WaitForShutdown()
-}
-
-func natsURL(s *server.Server) string { return "nats://" + s.Addr().String() }
-func natsPort(s *server.Server) int   { return s.Addr().(*net.TCPAddr).Port }
+func natsURL(s *server.Server) string { return natstest.URL(s) }
+func natsPort(s *server.Server) int   { return natstest.Port(s) }
 
 // subsOn counts the server's subscriptions that a message to subject
 // would reach.
