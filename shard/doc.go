@@ -13,7 +13,7 @@
 // slice guarded by Shard.mu, plus one eventfd wake-up (poller.Waker).
 //
 // Goroutines therefore scale with shards, never with connections: an idle
-// connection is a ~200-byte struct, an entry in the poller's callback map
+// connection is a 144-byte struct, an entry in the poller's callback map
 // and a kernel socket.
 //
 // # Lock order
