@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -16,6 +17,14 @@ type Waker struct {
 	fd      int
 	pending atomic.Bool
 	run     func()
+	// mu is held for reading while fd is used and for writing while it is
+	// closed: Wake may come from any goroutine after Close (the gateway's
+	// clock ticks a stopped acceptor for the whole drain; a push can race
+	// Shard.Close), and a write to a closed eventfd's number lands in
+	// whatever the process opened next under it (a client socket, an admin
+	// HTTP connection). Only the Wake that wins the pending flag takes it.
+	mu     sync.RWMutex
+	closed bool
 }
 
 // NewWaker creates an eventfd, registers it with p, and calls run on p's
@@ -42,6 +51,11 @@ func (w *Waker) Wake() {
 	if !w.pending.CompareAndSwap(false, true) {
 		return
 	}
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return
+	}
 	for {
 		_, err := unix.Write(w.fd, one[:])
 		if err == unix.EINTR {
@@ -56,6 +70,13 @@ func (w *Waker) onEvent(ev Event) {
 	if ev&EventClosed != 0 {
 		return
 	}
+	// A callback collected before Close's Del may run after it: never read
+	// a number that may belong to someone else by now.
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return
+	}
 	var buf [8]byte
 	for {
 		_, err := unix.Read(w.fd, buf[:])
@@ -64,12 +85,20 @@ func (w *Waker) onEvent(ev Event) {
 		}
 		break
 	}
+	w.mu.RUnlock()
 	w.pending.Store(false)
 	w.run()
 }
 
-// Close unregisters and closes the eventfd.
+// Close unregisters and closes the eventfd. Later Wake calls do nothing; a
+// second Close returns ErrClosed and closes nothing.
 func (w *Waker) Close(p *Poller) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return ErrClosed
+	}
+	w.closed = true
 	delErr := p.Del(w.fd)
 	if errors.Is(delErr, ErrClosed) {
 		delErr = nil

@@ -99,10 +99,7 @@ func (s *Shard) deliverBatch(c *conn) {
 			n -= len(s.batch[d].frame)
 		}
 		if d >= 0 && n > 0 {
-			s.enqueue(c, s.batch[d].frame[n:], nil, false)
-			if c.out != nil {
-				c.out.partialHead = true
-			}
+			s.enqueueRest(c, s.batch[d].frame[n:], nil)
 			d = s.batch[d].next
 		}
 	}

@@ -50,10 +50,7 @@ func (s *Shard) send(c *conn, b []byte, owned *[]byte, force bool) {
 			return
 		}
 		if n > 0 {
-			s.enqueue(c, b[n:], owned, force)
-			if c.out != nil {
-				c.out.partialHead = true
-			}
+			s.enqueueRest(c, b[n:], owned)
 			return
 		}
 	}
@@ -74,6 +71,21 @@ func (s *Shard) enqueue(c *conn, b []byte, owned *[]byte, force bool) {
 	}
 	c.out.frames = append(c.out.frames, outFrame{b: b, owned: owned})
 	c.out.bytes += len(b)
+}
+
+// enqueueRest queues the unwritten tail of a frame whose head the socket
+// has just taken, as the head of a fresh queue. The tail is queued whatever
+// the cap says and marked partial before the cap is enforced: refused by
+// the cap, it used to be dropped with the (then empty) backlog and the slow
+// consumer's close frame went out right behind half a frame, which the
+// client parses as payload. Over the cap, the connection is closed after
+// the tail (dropBacklog keeps a partial head).
+func (s *Shard) enqueueRest(c *conn, rest []byte, owned *[]byte) {
+	s.enqueue(c, rest, owned, true)
+	c.out.partialHead = true
+	if c.state == stateOpen && c.out.bytes > s.opts.SendQueueBytes {
+		s.closeConn(c, ws.StatusPolicyViolation, "slow consumer", ReasonSlowConsumer)
+	}
 }
 
 // write writes b once (retrying EINTR). It returns how much the socket
