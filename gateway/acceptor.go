@@ -98,9 +98,6 @@ func newAcceptor(log *slog.Logger, ln *net.TCPListener, hs *handshaker, shards [
 	if err := unix.SetsockoptInt(a.lfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
 		return nil, fmt.Errorf("acceptor: TCP_NODELAY: %w", os.NewSyscallError("setsockopt", err))
 	}
-	if fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
-		a.spare = fd
-	}
 	p, err := poller.New(log)
 	if err != nil {
 		return nil, fmt.Errorf("acceptor: %w", err)
@@ -112,7 +109,12 @@ func newAcceptor(log *slog.Logger, ln *net.TCPListener, hs *handshaker, shards [
 	}
 	if err := p.Add(a.lfd, poller.LevelRead, a.onListener); err != nil {
 		p.Close()
+		a.waker.Close(p)
 		return nil, fmt.Errorf("acceptor: %w", err)
+	}
+	// Opened last so that no failure above can leak it.
+	if fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+		a.spare = fd
 	}
 	return a, nil
 }
@@ -284,8 +286,13 @@ var headerEnd = []byte("\r\n\r\n")
 func (a *acceptor) finish(p *pendingConn, end int) {
 	req := (*p.buf)[:end]
 	res := a.hs.upgrade(req)
-	if !a.writeAll(p.fd, res.response) || res.result != upgradeOK {
-		a.hs.count(res.result)
+	written := a.writeAll(p.fd, res.response)
+	if !written || res.result != upgradeOK {
+		// A rejection counts as decided; an upgrade the client was gone
+		// for (its 101 could not be written) is not an upgrade at all.
+		if res.result != upgradeOK {
+			a.hs.count(res.result)
+		}
 		a.drop(p)
 		return
 	}

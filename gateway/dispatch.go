@@ -47,8 +47,10 @@ func (d *dispatcher) deliver(channel string, data json.RawMessage) error {
 		}
 	}
 	for _, s := range d.shards {
-		// Cannot fail: we hold mu, so nobody else queues broadcasts, and
-		// the shard only ever shortens its inbox meanwhile.
+		// Cannot fail for a full inbox: we hold mu, so nobody else queues
+		// broadcasts, and the shard only ever shortens its inbox meanwhile.
+		// ErrClosed cannot happen either: shards close only after
+		// startDrain has set draining under mu (Gateway.Shutdown).
 		_ = s.Broadcast(channel, frame)
 	}
 	return nil
