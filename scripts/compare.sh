@@ -15,7 +15,7 @@
 #   connect   19,000 idle connections held 5 s (RSS per connection, goroutines, upgrades/s)
 #   fanout    15,000 subscribers of one channel, 256-byte messages at 10/s for 30 s
 #   echo      1,000 connections for 10 s (shardgate with -client-rate 0: no per-client limit)
-#   sweep     subscribers 1,000 5,000 10,000 19,000 × rate 1 10 50 100 /s, 8 s each; at a
+#   sweep     subscribers 1,000 2,000 3,000 5,000 10,000 19,000 × rate 1 10 20 50 100 /s, 8 s each; at a
 #             subscriber count the rate stops rising once a point is not sustained
 #             (100 % delivered and p99 < 100 ms; the rule is `bin/compare check`)
 # then shardgate's -shards sweep (1 2 4 8 16) on the fanout and connect runs, and
@@ -68,7 +68,7 @@ else
 	CONNECT_CONNS=19000 CONNECT_HOLD=5
 	FANOUT_CONNS=15000 FANOUT_RATE=10 FANOUT_DURATION=30 FANOUT_WAIT=10
 	ECHO_CONNS=1000 ECHO_DURATION=10
-	SWEEP_SUBS="1000 5000 10000 19000" SWEEP_RATES="1 10 50 100" SWEEP_DURATION=8 SWEEP_WAIT=5
+	SWEEP_SUBS="1000 2000 3000 5000 10000 19000" SWEEP_RATES="1 10 20 50 100" SWEEP_DURATION=8 SWEEP_WAIT=5
 	SHARDS_LIST=${SHARDS:-1 2 4 8 16}
 	FLOOR_ARGS=()
 fi
