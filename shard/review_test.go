@@ -11,29 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// attachPeerSndbuf is attachPeer with the shard side's send buffer cut to
-// sndbuf bytes, so that large frames are written partly.
-func attachPeerSndbuf(t *testing.T, s *Shard, sndbuf int) *peer {
-	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.SetNonblock(fds[0], true); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, sndbuf); err != nil {
-		t.Fatal(err)
-	}
-	tv := unix.NsecToTimeval(int64(5 * time.Second))
-	unix.SetsockoptTimeval(fds[1], unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	t.Cleanup(func() { unix.Close(fds[1]) })
-	if err := s.Attach(fds[0], nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	return &peer{t: t, fd: fds[1]}
-}
-
 // readToEOF reads everything the shard sends until it shuts its side down.
 func (p *peer) readToEOF() []byte {
 	p.t.Helper()

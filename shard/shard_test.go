@@ -17,7 +17,12 @@ type peer struct {
 	in []byte
 }
 
-func attachPeer(t *testing.T, s *Shard) *peer {
+func attachPeer(t *testing.T, s *Shard) *peer { return attachPeerSndbuf(t, s, 0) }
+
+// attachPeerSndbuf attaches the shard end of a socketpair; sndbuf > 0 cuts
+// the shard side's send buffer to that many bytes, so that large frames are
+// written partly.
+func attachPeerSndbuf(t *testing.T, s *Shard, sndbuf int) *peer {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -25,6 +30,11 @@ func attachPeer(t *testing.T, s *Shard) *peer {
 	}
 	if err := unix.SetNonblock(fds[0], true); err != nil {
 		t.Fatal(err)
+	}
+	if sndbuf > 0 {
+		if err := unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, sndbuf); err != nil {
+			t.Fatal(err)
+		}
 	}
 	tv := unix.NsecToTimeval(int64(5 * time.Second))
 	unix.SetsockoptTimeval(fds[1], unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)

@@ -340,17 +340,10 @@ func centrifugoErrorName(code []byte) string {
 // Centrifugo answers 200 with the error in the body, which a load
 // generator that checks the status would take for success.
 func (c *centrifugo) NewPublishRequest(adminURL, channel string, data []byte) (*http.Request, error) {
-	body := make([]byte, 0, len(channel)+len(data)+24)
-	body = append(body, `{"channel":`...)
-	body = appendString(body, channel)
-	body = append(body, `,"data":`...)
-	body = append(body, data...)
-	body = append(body, '}')
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(adminURL, "/")+"/api/publish", bytes.NewReader(body))
+	req, err := newPublishRequest(adminURL, channel, data)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-API-Key", c.apiKey)
 	req.Header.Set("X-Centrifugo-Error-Mode", "transport")
 	return req, nil

@@ -90,17 +90,10 @@ func (e *envelope) Parse(msg []byte, evs []Event) ([]Event, error) {
 }
 
 func (e *envelope) NewPublishRequest(adminURL, channel string, data []byte) (*http.Request, error) {
-	body := make([]byte, 0, len(channel)+len(data)+24)
-	body = append(body, `{"channel":`...)
-	body = appendString(body, channel)
-	body = append(body, `,"data":`...)
-	body = append(body, data...)
-	body = append(body, '}')
-	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(adminURL, "/")+"/api/publish", bytes.NewReader(body))
+	req, err := newPublishRequest(adminURL, channel, data)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
 	if e.opts.APIKey != "" {
 		req.Header.Set("Authorization", "Bearer "+e.opts.APIKey)
 	}
@@ -126,4 +119,22 @@ func appendString(dst []byte, s string) []byte {
 		}
 	}
 	return append(dst, '"')
+}
+
+// newPublishRequest builds POST <admin>/api/publish with the body
+// {"channel":...,"data":...} that shardgate, gorillahub and Centrifugo's
+// HTTP API all take; adapters add their credentials.
+func newPublishRequest(adminURL, channel string, data []byte) (*http.Request, error) {
+	body := make([]byte, 0, len(channel)+len(data)+24)
+	body = append(body, `{"channel":`...)
+	body = appendString(body, channel)
+	body = append(body, `,"data":`...)
+	body = append(body, data...)
+	body = append(body, '}')
+	req, err := http.NewRequest(http.MethodPost, strings.TrimSuffix(adminURL, "/")+"/api/publish", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return req, nil
 }
