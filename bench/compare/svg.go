@@ -281,18 +281,7 @@ type barChart struct {
 }
 
 func (c barChart) draw(s *svgDoc, x, y, w, h float64) {
-	b := frame(s, x, y, w, h, c.title, c.yLabel, c.series)
-	var all []float64
-	for _, se := range c.series {
-		all = append(all, se.values...)
-	}
-	var extra []float64
-	if c.ref != nil {
-		extra = append(extra, c.ref.value)
-	}
-	sc := valueScale(all, c.logY, extra...)
-	sc.p0, sc.p1 = b.y1, b.y0
-	valueAxis(s, b, sc)
+	b, sc := valueFrame(s, x, y, w, h, c.title, c.yLabel, c.series, c.logY, c.ref)
 	if len(c.groups) == 0 || len(c.series) == 0 {
 		drawRef(s, b, sc, c.ref)
 		return
@@ -344,18 +333,7 @@ type lineChart struct {
 }
 
 func (c lineChart) draw(s *svgDoc, x, y, w, h float64) {
-	b := frame(s, x, y, w, h, c.title, c.yLabel, c.series)
-	var all []float64
-	for _, se := range c.series {
-		all = append(all, se.values...)
-	}
-	var extra []float64
-	if c.ref != nil {
-		extra = append(extra, c.ref.value)
-	}
-	sc := valueScale(all, c.logY, extra...)
-	sc.p0, sc.p1 = b.y1, b.y0
-	valueAxis(s, b, sc)
+	b, sc := valueFrame(s, x, y, w, h, c.title, c.yLabel, c.series, c.logY, c.ref)
 	s.text((b.x0+b.x1)/2, b.y1+34, "middle", 12, false, c.xLabel)
 	footnote(s, x, y, h, c.footnote)
 
@@ -413,4 +391,23 @@ type note struct {
 func (n note) draw(s *svgDoc, x, y, w, h float64) {
 	s.text(x+w/2, y+20, "middle", 14, true, n.title)
 	s.text(x+w/2, y+h/2, "middle", 12, false, n.text)
+}
+
+// valueFrame draws a chart's frame and value axis, scaled to every
+// series' values and the reference line, and returns the plot box and
+// the value scale.
+func valueFrame(s *svgDoc, x, y, w, h float64, title, yLabel string, ss []series, logY bool, ref *refLine) (plotBox, scale) {
+	b := frame(s, x, y, w, h, title, yLabel, ss)
+	var all []float64
+	for _, se := range ss {
+		all = append(all, se.values...)
+	}
+	var extra []float64
+	if ref != nil {
+		extra = append(extra, ref.value)
+	}
+	sc := valueScale(all, logY, extra...)
+	sc.p0, sc.p1 = b.y1, b.y0
+	valueAxis(s, b, sc)
+	return b, sc
 }
