@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -45,16 +46,21 @@ type acceptor struct {
 	hs      *handshaker
 	shards  []*shard.Shard
 	timeout time.Duration
-	epoch   time.Time
-	spare   int // reserve fd, given up to shed a connection under EMFILE
+	// maxPending is -max-handshakes: past it a new TCP connection is
+	// closed at once, so stalled clients cannot hold every fd.
+	maxPending int
+	perIP      *ipLimiter // nil without -max-conns-per-ip
+	epoch      time.Time
+	spare      int // reserve fd, given up to shed a connection under EMFILE
 	// unwoken[i]: shard i was handed connections it has not been woken
 	// for yet (see wakeShards).
 	unwoken []bool
 	next    int // round-robin start for shard selection
 
-	tick atomic.Bool
-	stop atomic.Bool
-	done chan struct{} // closed when the listener and all pending handshakes are gone
+	tick     atomic.Bool
+	stop     atomic.Bool
+	lastPass atomic.Int64  // Unix nanoseconds of the last wake-up or listener pass: the health check's pulse
+	done     chan struct{} // closed when the listener and all pending handshakes are gone
 
 	pending map[int]*pendingConn // owned by the poller goroutine
 	stopped bool
@@ -67,24 +73,35 @@ type pendingConn struct {
 	buf        *[]byte
 	n          int
 	deadline   int64
+	tag        uint32 // the ipLimiter's, 0 when untracked
 	done       bool
 	registered bool // in the acceptor's poller and pending map
 }
 
-func newAcceptor(log *slog.Logger, ln *net.TCPListener, hs *handshaker, shards []*shard.Shard, timeout time.Duration) (*acceptor, error) {
+// acceptorLimits are the acceptor's bounds on clients in their handshake.
+type acceptorLimits struct {
+	timeout       time.Duration // -handshake-timeout
+	maxHandshakes int           // -max-handshakes
+	perIP         *ipLimiter    // -max-conns-per-ip; nil: none
+}
+
+func newAcceptor(log *slog.Logger, ln *net.TCPListener, hs *handshaker, shards []*shard.Shard, lim acceptorLimits) (*acceptor, error) {
 	a := &acceptor{
-		log:     log,
-		ln:      ln,
-		pool:    bufpool.New(),
-		hs:      hs,
-		shards:  shards,
-		timeout: timeout,
-		epoch:   time.Now(),
-		pending: make(map[int]*pendingConn),
-		done:    make(chan struct{}),
-		spare:   -1,
-		unwoken: make([]bool, len(shards)),
+		log:        log,
+		ln:         ln,
+		pool:       bufpool.New(),
+		hs:         hs,
+		shards:     shards,
+		timeout:    lim.timeout,
+		maxPending: lim.maxHandshakes,
+		perIP:      lim.perIP,
+		epoch:      time.Now(),
+		pending:    make(map[int]*pendingConn),
+		done:       make(chan struct{}),
+		spare:      -1,
+		unwoken:    make([]bool, len(shards)),
 	}
+	a.lastPass.Store(time.Now().UnixNano())
 	raw, err := ln.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("acceptor: listener fd: %w", err)
@@ -142,10 +159,15 @@ func (a *acceptor) Stop() {
 
 func (a *acceptor) now() int64 { return int64(time.Since(a.epoch)) }
 
+// LastPass is when the acceptor's loop last ran; the clock wakes it at
+// least once a second.
+func (a *acceptor) LastPass() time.Time { return time.Unix(0, a.lastPass.Load()) }
+
 func (a *acceptor) onWake() {
 	if a.stopped {
 		return
 	}
+	defer a.lastPass.Store(time.Now().UnixNano())
 	if a.stop.Load() {
 		a.stopped = true
 		_ = a.poll.Del(a.lfd)
@@ -177,10 +199,10 @@ func (a *acceptor) onListener(ev poller.Event) {
 	}
 	defer a.wakeShards()
 	for i := 0; i < acceptsPerEvent; i++ {
-		r, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(a.lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		fd, tag, errno := a.accept()
 		switch errno {
 		case 0:
-			a.start(int(r))
+			a.start(fd, tag)
 		case unix.EAGAIN:
 			return
 		case unix.EINTR, unix.ECONNABORTED:
@@ -193,6 +215,28 @@ func (a *acceptor) onListener(ev poller.Event) {
 			return
 		}
 	}
+}
+
+// accept takes one connection from the listener. Its peer's address is
+// asked for only when -max-conns-per-ip needs it, and counted there.
+func (a *acceptor) accept() (fd int, tag uint32, errno unix.Errno) {
+	if a.perIP == nil {
+		r, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(a.lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		return int(r), 0, errno
+	}
+	fd, sa, err := unix.Accept4(a.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+	if err != nil {
+		errno, _ := err.(unix.Errno)
+		return -1, 0, errno
+	}
+	var addr netip.Addr
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		addr = netip.AddrFrom4(sa.Addr)
+	case *unix.SockaddrInet6:
+		addr = netip.AddrFrom16(sa.Addr).Unmap()
+	}
+	return fd, a.perIP.add(addr), 0
 }
 
 // shed handles running out of file descriptors: the listener stays
@@ -214,8 +258,14 @@ func (a *acceptor) shed() {
 	}
 }
 
-func (a *acceptor) start(fd int) {
-	p := &pendingConn{fd: fd, deadline: a.now() + int64(a.timeout)}
+func (a *acceptor) start(fd int, tag uint32) {
+	p := &pendingConn{fd: fd, tag: tag, deadline: a.now() + int64(a.timeout)}
+	if len(a.pending) >= a.maxPending {
+		// Past -max-handshakes: closed at once, before reading a byte.
+		a.hs.count(upgradeOverCapacity)
+		a.drop(p)
+		return
+	}
 	// The request usually arrives with (or right behind) the connection:
 	// reading it now, before any epoll registration, saves an epoll_ctl
 	// pair and a wake-up per upgrade; EAGAIN costs one syscall.
@@ -285,7 +335,12 @@ var headerEnd = []byte("\r\n\r\n")
 // rejection and closes it.
 func (a *acceptor) finish(p *pendingConn, end int) {
 	req := (*p.buf)[:end]
-	res := a.hs.upgrade(req)
+	var res upgradeResult
+	if p.tag != 0 && a.perIP.over(p.tag) {
+		res = upgradeResult{result: upgradeTooManyPerIP, response: responseTooManyPerIP}
+	} else {
+		res = a.hs.upgrade(req)
+	}
 	written := a.writeAll(p.fd, res.response)
 	if !written || res.result != upgradeOK {
 		// A rejection counts as decided; an upgrade the client was gone
@@ -304,10 +359,13 @@ func (a *acceptor) finish(p *pendingConn, end int) {
 	if res.grants != nil {
 		grants = res.grants
 	}
-	if err := s.AttachLater(p.fd, (*p.buf)[end:p.n], grants); err != nil {
+	if err := s.AttachLater(p.fd, (*p.buf)[end:p.n], grants, p.tag); err != nil {
 		// The shard is closed: we are shutting down.
 		a.hs.released()
 		unix.Close(p.fd)
+		if a.perIP != nil {
+			a.perIP.release(p.tag)
+		}
 	} else {
 		a.unwoken[s.ID()] = true
 	}
@@ -385,6 +443,9 @@ func (a *acceptor) drop(p *pendingConn) {
 	}
 	a.unregister(p)
 	unix.Close(p.fd)
+	if a.perIP != nil {
+		a.perIP.release(p.tag)
+	}
 	if p.buf != nil {
 		a.pool.Put(p.buf)
 		p.buf = nil

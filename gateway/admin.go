@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/shardgate/shardgate/shard/protocol"
@@ -17,9 +18,7 @@ import (
 func (g *Gateway) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(g.m.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok\n")
-	})
+	mux.HandleFunc("/healthz", g.serveHealth)
 	mux.HandleFunc("/readyz", g.serveReady)
 	mux.Handle("/api/", g.requireToken(http.HandlerFunc(g.serveAPINotFound)))
 	mux.Handle("/api/publish", g.requireToken(http.HandlerFunc(g.servePublish)))
@@ -31,6 +30,16 @@ func (g *Gateway) adminHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return mux
+}
+
+// serveHealth answers 200 while every event loop is alive; a stuck loop
+// is a dead process to an orchestrator (503).
+func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if why := g.stalled(time.Now()); why != "" {
+		http.Error(w, why, http.StatusServiceUnavailable)
+		return
+	}
+	io.WriteString(w, "ok\n")
 }
 
 func (g *Gateway) serveReady(w http.ResponseWriter, r *http.Request) {
@@ -109,7 +118,7 @@ func (g *Gateway) servePublish(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := g.publish(channel, req.Data, sourceAPI); err != nil {
+	if err := g.publishWait(channel, req.Data, sourceAPI); err != nil {
 		writeAPIError(w, http.StatusServiceUnavailable, strings.TrimPrefix(err.Error(), "gateway: "))
 		return
 	}

@@ -21,8 +21,12 @@ type Config struct {
 	Path             string
 	Admin            string
 	AdminToken       string
+	AdminTLSCert     string // PEM certificate (chain) of the admin listener; with AdminTLSKey it serves HTTPS
+	AdminTLSKey      string
 	Shards           int
 	MaxConns         int // 0: the open-file limit less a reserve
+	MaxConnsPerIP    int // open connections and handshakes per client address; 0: no limit
+	MaxHandshakes    int // handshakes in progress; past it new TCP connections are closed at once
 	MaxMessageBytes  int
 	MaxSubscriptions int
 	PingInterval     time.Duration
@@ -38,6 +42,9 @@ type Config struct {
 	LogLevel         slog.Level
 	LogFormat        string
 	Pprof            bool
+
+	// stallAfter overrides defaultStallAfter (tests only).
+	stallAfter time.Duration
 }
 
 // Defaults returns the documented defaults.
@@ -47,6 +54,7 @@ func Defaults() Config {
 		Path:             "/ws",
 		Admin:            "127.0.0.1:9090",
 		Shards:           runtime.GOMAXPROCS(0),
+		MaxHandshakes:    10000,
 		MaxMessageBytes:  65536,
 		MaxSubscriptions: 128,
 		PingInterval:     30 * time.Second,
@@ -77,8 +85,12 @@ func ParseFlags(args []string, getenv func(string) string, usage io.Writer) (Con
 	fs.StringVar(&cfg.Path, "path", cfg.Path, "URL path of WebSocket upgrades")
 	fs.StringVar(&cfg.Admin, "admin", cfg.Admin, "admin listen address (metrics, health, publish API)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token required on /api/ (empty: none)")
+	fs.StringVar(&cfg.AdminTLSCert, "admin-tls-cert", "", "PEM certificate file of the admin listener (with -admin-tls-key: HTTPS)")
+	fs.StringVar(&cfg.AdminTLSKey, "admin-tls-key", "", "PEM key file of the admin listener")
 	fs.IntVar(&cfg.Shards, "shards", cfg.Shards, "number of shards (default GOMAXPROCS)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", 0, "open connection limit (0: open-file limit less a reserve)")
+	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", 0, "open connections and handshakes per client address (0: no limit)")
+	fs.IntVar(&cfg.MaxHandshakes, "max-handshakes", cfg.MaxHandshakes, "handshakes in progress; past it new connections are closed at once")
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", cfg.MaxMessageBytes, "largest message, across fragments")
 	fs.IntVar(&cfg.MaxSubscriptions, "max-subscriptions", cfg.MaxSubscriptions, "channels one connection may subscribe to")
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", cfg.PingInterval, "heartbeat ping period")
@@ -145,6 +157,15 @@ func (c Config) Validate() error {
 		return bad("shards", c.Shards, "must be between 1 and 1024")
 	case c.MaxConns < 0:
 		return bad("max-conns", c.MaxConns, "must not be negative")
+	case c.MaxConnsPerIP < 0:
+		return bad("max-conns-per-ip", c.MaxConnsPerIP, "must not be negative")
+	case c.MaxHandshakes < 1:
+		return bad("max-handshakes", c.MaxHandshakes, "must be at least 1")
+	case (c.AdminTLSCert == "") != (c.AdminTLSKey == ""):
+		if c.AdminTLSCert == "" {
+			return bad("admin-tls-cert", `""`, "must be set with -admin-tls-key")
+		}
+		return bad("admin-tls-key", `""`, "must be set with -admin-tls-cert")
 	case c.MaxMessageBytes < 1 || c.MaxMessageBytes > 64<<20:
 		return bad("max-message-bytes", c.MaxMessageBytes, "must be between 1 and 67108864")
 	case c.MaxSubscriptions < 1:

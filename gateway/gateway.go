@@ -5,7 +5,12 @@
 // Lock order, everywhere in the node:
 //
 //	broker.Memory.mu → dispatcher.mu → Shard.mu
-//	Gateway.interestMu → (broker's own locks)
+//	Gateway.interestMu → (broker's own locks) → Shard.mu
+//	ipLimiter.mu (a leaf)
+//
+// Shard.mu is taken only to queue a task (a broadcast, an attach, a
+// callback's outcome); every callback a shard hands out may run under the
+// broker's locks and so only queues.
 //
 // No lock is held across socket I/O.
 package gateway
@@ -50,8 +55,10 @@ type Gateway struct {
 	draining atomic.Bool
 	gone     chan struct{} // signalled when open drops to zero while draining
 
+	perIP *ipLimiter // nil without -max-conns-per-ip
+
 	interestMu sync.Mutex
-	interest   map[string]int // channel → shards with local subscribers
+	interest   map[string]*interest // channel → the node's registration with the broker
 
 	stopClock chan struct{}
 	clockDone chan struct{}
@@ -72,7 +79,7 @@ func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 		m:         newMetrics(),
 		disp:      &dispatcher{},
 		gone:      make(chan struct{}, 1),
-		interest:  make(map[string]int),
+		interest:  make(map[string]*interest),
 		stopClock: make(chan struct{}),
 		clockDone: make(chan struct{}),
 		adminDone: make(chan struct{}),
@@ -144,7 +151,11 @@ func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 	}
 
 	hs := newHandshaker(cfg.Path, verifier, origins, g.maxConns, &g.open, g.m.upgrades)
-	if g.acc, err = newAcceptor(log, g.publicLn, hs, g.shards, cfg.HandshakeTimeout); err != nil {
+	if cfg.MaxConnsPerIP > 0 {
+		g.perIP = newIPLimiter(cfg.MaxConnsPerIP)
+	}
+	lim := acceptorLimits{timeout: cfg.HandshakeTimeout, maxHandshakes: cfg.MaxHandshakes, perIP: g.perIP}
+	if g.acc, err = newAcceptor(log, g.publicLn, hs, g.shards, lim); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 
@@ -266,7 +277,10 @@ func (g *Gateway) closeAll() {
 	}
 }
 
-func (g *Gateway) onRelease() {
+func (g *Gateway) onRelease(tag uint32) {
+	if g.perIP != nil {
+		g.perIP.release(tag)
+	}
 	if g.open.Add(-1) == 0 && g.draining.Load() {
 		select {
 		case g.gone <- struct{}{}:
@@ -275,42 +289,41 @@ func (g *Gateway) onRelease() {
 	}
 }
 
-// onChannel keeps the node-wide count of shards interested in each
-// channel and tells the broker when the node gains or loses interest.
-func (g *Gateway) onChannel(channel string, active bool) {
-	g.interestMu.Lock()
-	defer g.interestMu.Unlock()
-	n := g.interest[channel]
-	if active {
-		g.interest[channel] = n + 1
-		if n == 0 {
-			g.broker.Interest(channel, true)
-		}
-		return
+// disconnectLocal closes this node's connections whose token subject is
+// sub (the broker calls it for a disconnect made on any node).
+func (g *Gateway) disconnectLocal(sub string) {
+	for _, s := range g.shards {
+		s.Disconnect(sub)
 	}
-	if n <= 1 {
-		delete(g.interest, channel)
-		g.broker.Interest(channel, false)
-		return
-	}
-	g.interest[channel] = n - 1
 }
 
-// publish sends a message through the broker; source labels the metric.
-func (g *Gateway) publish(channel string, data json.RawMessage, source string) error {
+// publish hands a message to the broker; done gets the outcome (see
+// broker.Broker.Publish). source labels the metric.
+func (g *Gateway) publish(channel string, data json.RawMessage, source string, done func(error)) {
 	if g.draining.Load() {
-		return errDraining
+		done(errDraining)
+		return
 	}
-	if err := g.broker.Publish(channel, data); err != nil {
-		return err
-	}
-	g.m.publishes.WithLabelValues(source).Inc()
-	return nil
+	counter := g.m.publishes.WithLabelValues(source)
+	g.broker.Publish(channel, data, func(err error) {
+		if err == nil {
+			counter.Inc()
+		}
+		done(err)
+	})
+}
+
+// publishWait publishes and waits for the broker's answer, which comes
+// within the broker's bounded time.
+func (g *Gateway) publishWait(channel string, data json.RawMessage, source string) error {
+	outcome := make(chan error, 1)
+	g.publish(channel, data, source, func(err error) { outcome <- err })
+	return <-outcome
 }
 
 // clientPublisher lets shards publish on behalf of clients.
 type clientPublisher struct{ g *Gateway }
 
-func (p clientPublisher) PublishFromClient(channel string, data json.RawMessage) error {
-	return p.g.publish(channel, data, sourceClient)
+func (p clientPublisher) PublishFromClient(channel string, data json.RawMessage, done func(error)) {
+	p.g.publish(channel, data, sourceClient, done)
 }

@@ -33,6 +33,9 @@ var (
 	responseUpgradeRequired = cannedResponse(http.StatusUpgradeRequired,
 		"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n",
 		"this endpoint speaks WebSocket only\n")
+	// An address over -max-conns-per-ip.
+	responseTooManyPerIP = cannedResponse(http.StatusTooManyRequests, "",
+		"too many connections from this address\n")
 	responseTooLarge = cannedResponse(http.StatusBadRequest, "", "request header too large\n")
 	// A request line gobwas/ws cannot parse (it answers nothing itself).
 	responseBadRequest = cannedResponse(http.StatusBadRequest, "", "malformed request\n")
@@ -84,7 +87,7 @@ func newHandshaker(path string, verifier *auth.Verifier, origins *auth.OriginPol
 		open:     open,
 		results:  make(map[string]prometheus.Counter),
 	}
-	for _, r := range []string{upgradeOK, upgradeBadRequest, upgradeUnauthorized, upgradeForbiddenOrigin, upgradeOverCapacity, upgradeTimeout} {
+	for _, r := range upgradeResults {
 		h.results[r] = upgrades.WithLabelValues(r)
 	}
 	h.up = ws.Upgrader{

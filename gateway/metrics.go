@@ -16,7 +16,13 @@ const (
 	upgradeForbiddenOrigin = "forbidden_origin"
 	upgradeOverCapacity    = "over_capacity"
 	upgradeTimeout         = "timeout"
+	upgradeTooManyPerIP    = "too_many_per_ip"
+	upgradeTLSError        = "tls_error"
 )
+
+// upgradeResults lists every result label, so each exists from the start.
+var upgradeResults = []string{upgradeOK, upgradeBadRequest, upgradeUnauthorized, upgradeForbiddenOrigin,
+	upgradeOverCapacity, upgradeTimeout, upgradeTooManyPerIP, upgradeTLSError}
 
 // Publish sources, the "source" label of shardgate_publishes_total.
 const (
@@ -40,6 +46,7 @@ type metrics struct {
 	upgrades        *prometheus.CounterVec
 	publishes       *prometheus.CounterVec
 	brokerConnected prometheus.Gauge
+	brokerRejected  prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -70,16 +77,18 @@ func newMetrics() *metrics {
 			Help: "Messages published, by source."}, []string{"source"}),
 		brokerConnected: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "broker_connected",
 			Help: "1 while the broker is reachable."}),
+		brokerRejected: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "broker_rejected_total",
+			Help: "Messages from the broker dropped because they were not valid UTF-8 JSON (or were otherwise malformed)."}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.connections, m.subscriptions, m.msgsReceived, m.msgsSent, m.bytesReceived, m.bytesSent,
-		m.disconnects, m.broadcast, m.upgrades, m.publishes, m.brokerConnected,
+		m.disconnects, m.broadcast, m.upgrades, m.publishes, m.brokerConnected, m.brokerRejected,
 	)
 	// Every label value exists from the start, so dashboards and alerts
 	// see zeros rather than missing series.
-	for _, r := range []string{upgradeOK, upgradeBadRequest, upgradeUnauthorized, upgradeForbiddenOrigin, upgradeOverCapacity, upgradeTimeout} {
+	for _, r := range upgradeResults {
 		m.upgrades.WithLabelValues(r)
 	}
 	for _, s := range []string{sourceAPI, sourceClient, sourceBroker} {

@@ -4,58 +4,47 @@ import (
 	"time"
 )
 
-// delivery is one frame for one connection within a broadcast batch. The
-// deliveries of a connection form a singly linked list through next, so a
-// batch needs no per-connection allocation: Shard.batch and Shard.dirty are
-// reused from pass to pass.
+// delivery is one frame for one connection within a broadcast batch: the
+// index of its task in the batch's casts. The deliveries of a connection
+// form a singly linked list through next, so a batch needs no
+// per-connection allocation: Shard.batch and Shard.dirty are reused from
+// pass to pass.
 type delivery struct {
-	frame []byte
-	next  int32
+	cast int32
+	next int32
 }
 
+// maxBatchDeliveries bounds the deliveries linked before they are
+// written, so one pass's fan-out holds bounded memory whatever the burst
+// (a pass takes up to maxTasksPerPass broadcasts): at 8 bytes a delivery,
+// 512 KiB. A single broadcast to more connections than that is linked
+// whole (its list is one delivery per subscriber).
+const maxBatchDeliveries = 64 << 10
+
 // broadcast fans a run of consecutive broadcast tasks out to their
-// subscribers. The first loop only links deliveries (no I/O, so no
-// connection can leave the sets being iterated); the second writes each
-// connection's frames with one write or writev.
+// subscribers, in chunks of at most maxBatchDeliveries deliveries.
 func (s *Shard) broadcast(casts []task) {
 	start := time.Now()
 	reached := 0 // casts with at least one subscriber here
+	first := 0   // first cast of the chunk being linked
 	for i := range casts {
-		t := &casts[i]
-		targets := s.all
-		if t.channel != "" {
-			ch := s.channels[t.channel]
-			if ch == nil {
-				continue
-			}
-			targets = ch.subs
+		n := len(s.targets(&casts[i]))
+		if n == 0 {
+			continue
 		}
-		if len(targets) > 0 {
-			reached++
+		reached++
+		if len(s.batch) > 0 && len(s.batch)+n > maxBatchDeliveries {
+			s.writeBatch(casts[first:i])
+			first = i
 		}
-		for _, c := range targets {
-			if c.state != stateOpen {
-				continue
-			}
-			idx := int32(len(s.batch))
-			s.batch = append(s.batch, delivery{frame: t.frame, next: -1})
-			if c.batchHead < 0 {
-				c.batchHead = idx
-				s.dirty = append(s.dirty, c)
-			} else {
-				s.batch[c.batchTail].next = idx
-			}
-			c.batchTail = idx
-		}
+		// Looked up again: writing may have released connections, which
+		// reorders the sets.
+		s.link(int32(i-first), s.targets(&casts[i]))
 	}
-	for _, c := range s.dirty {
-		s.deliverBatch(c)
-		c.batchHead, c.batchTail = -1, -1
+	s.writeBatch(casts[first:])
+	if cap(s.batch) > maxBatchDeliveries {
+		s.batch = nil // a burst to a huge shard: do not keep its array
 	}
-	clear(s.dirty)
-	s.dirty = s.dirty[:0]
-	clear(s.batch) // drop frame references so the GC can free them
-	s.batch = s.batch[:0]
 
 	// A message no subscriber of this shard wanted is not a broadcast
 	// here: observing its ~0 s would only dilute the histogram.
@@ -66,14 +55,57 @@ func (s *Shard) broadcast(casts []task) {
 	s.flushStats()
 }
 
+// targets returns the connections a broadcast task is for.
+func (s *Shard) targets(t *task) []*conn {
+	if t.channel == "" {
+		return s.all
+	}
+	if ch := s.channels[t.channel]; ch != nil {
+		return ch.subs
+	}
+	return nil
+}
+
+// link appends one delivery of cast to every open target. It does no I/O,
+// so no connection can leave the sets being iterated.
+func (s *Shard) link(cast int32, targets []*conn) {
+	for _, c := range targets {
+		if c.state != stateOpen {
+			continue
+		}
+		idx := int32(len(s.batch))
+		s.batch = append(s.batch, delivery{cast: cast, next: -1})
+		if c.batchHead < 0 {
+			c.batchHead = idx
+			s.dirty = append(s.dirty, c)
+		} else {
+			s.batch[c.batchTail].next = idx
+		}
+		c.batchTail = idx
+	}
+}
+
+// writeBatch writes the linked deliveries of casts, each connection's in
+// one write or writev, and empties the batch.
+func (s *Shard) writeBatch(casts []task) {
+	for _, c := range s.dirty {
+		s.deliverBatch(c, casts)
+		c.batchHead, c.batchTail = -1, -1
+	}
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
+	s.batch = s.batch[:0]
+}
+
 // deliverBatch writes c's deliveries of the current batch. A connection
 // with a backlog gets them queued behind it (its socket is full; EPOLLOUT
 // resumes it); otherwise they go out in one system call and only the
 // remainder is queued.
-func (s *Shard) deliverBatch(c *conn) {
+func (s *Shard) deliverBatch(c *conn, casts []task) {
 	if c.state != stateOpen {
 		return
 	}
+	frame := func(d int32) []byte { return casts[s.batch[d].cast].frame }
 	d := c.batchHead
 	for i := d; i >= 0; i = s.batch[i].next {
 		s.stats.sentMsgs++
@@ -81,12 +113,12 @@ func (s *Shard) deliverBatch(c *conn) {
 	if c.out == nil {
 		iov := s.iov[:0]
 		for i := d; i >= 0 && len(iov) < maxIovecs; i = s.batch[i].next {
-			iov = append(iov, iovec(s.batch[i].frame))
+			iov = append(iov, iovec(frame(i)))
 		}
 		var n int
 		var ok bool
 		if len(iov) == 1 {
-			n, ok = s.write(c, s.batch[d].frame)
+			n, ok = s.write(c, frame(d))
 		} else {
 			n, ok = s.writev(c, iov)
 		}
@@ -95,15 +127,15 @@ func (s *Shard) deliverBatch(c *conn) {
 			return
 		}
 		// Skip what the socket took; queue the rest.
-		for ; d >= 0 && n >= len(s.batch[d].frame); d = s.batch[d].next {
-			n -= len(s.batch[d].frame)
+		for ; d >= 0 && n >= len(frame(d)); d = s.batch[d].next {
+			n -= len(frame(d))
 		}
 		if d >= 0 && n > 0 {
-			s.enqueueRest(c, s.batch[d].frame[n:], nil)
+			s.enqueueRest(c, frame(d)[n:], nil)
 			d = s.batch[d].next
 		}
 	}
 	for ; d >= 0 && c.state == stateOpen; d = s.batch[d].next {
-		s.enqueue(c, s.batch[d].frame, nil, false)
+		s.enqueue(c, frame(d), nil, false)
 	}
 }

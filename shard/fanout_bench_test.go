@@ -30,7 +30,7 @@ func newBenchShard(b *testing.B, n int) *Shard {
 		if err != nil {
 			b.Fatalf("open /dev/null: %v", err)
 		}
-		c := &conn{fd: fd, idx: -1}
+		c := &conn{fd: int32(fd), idx: -1}
 		s.conns.Add(1)
 		s.addConn(c)
 		s.subscribe(c, "bench")
@@ -40,7 +40,7 @@ func newBenchShard(b *testing.B, n int) *Shard {
 
 type nopPublisher struct{}
 
-func (nopPublisher) PublishFromClient(string, json.RawMessage) error { return nil }
+func (nopPublisher) PublishFromClient(_ string, _ json.RawMessage, done func(error)) { done(nil) }
 
 func benchFrame(size int) []byte {
 	data := []byte(fmt.Sprintf("%q", strings.Repeat("x", size-2)))

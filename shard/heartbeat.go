@@ -1,10 +1,6 @@
 package shard
 
-import (
-	"time"
-
-	"github.com/gobwas/ws"
-)
+import "time"
 
 // sweep runs on every clock tick: heartbeat pings, idle timeouts, stalled
 // queues and closing connections whose peer never answered. It walks the
@@ -24,17 +20,15 @@ func (s *Shard) sweep() {
 		case stateOpen:
 			switch {
 			case idle > 0 && now-c.lastRead > idle:
-				s.closeConn(c, ws.StatusGoingAway, "idle timeout", ReasonIdleTimeout)
+				s.close(c, disconnectIdle)
 			case stall > 0 && c.out != nil && now-c.stallSince > stall:
-				s.closeConn(c, ws.StatusPolicyViolation, "write timeout", ReasonSlowConsumer)
+				s.close(c, disconnectWriteTimeout)
 			case ping > 0 && now >= c.nextPing:
 				c.nextPing = now + ping
 				s.send(c, s.pingFrame, nil, false)
 			}
-		case stateClosing:
-			if now > c.deadline {
-				s.release(c)
-			}
+		default:
+			s.expireIfLate(c, now)
 		}
 	}
 	s.flushStats()
@@ -51,10 +45,8 @@ func (s *Shard) drain(timeout time.Duration) {
 			continue
 		}
 		c := s.all[i]
-		if c.state == stateOpen {
-			s.closeConn(c, ws.StatusGoingAway, "shutdown", ReasonShutdown)
-		}
-		if c.state == stateClosing {
+		s.close(c, disconnectShutdown)
+		if c.state == stateClosing || c.state == stateAnswering {
 			c.deadline = deadline
 		}
 	}

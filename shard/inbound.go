@@ -31,15 +31,27 @@ func (s *Shard) onEvent(c *conn, ev pollEvent) {
 }
 
 // readFrom reads what c's socket holds and handles every complete frame.
-// A partial frame is kept in c.partial, prepended to the next read.
+//
+// Input goes into the shard's shared read buffer, and only the tail of an
+// incomplete frame is kept with the connection (c.partial). Once that
+// tail's header tells the frame's size, the kept buffer is grown once to
+// hold the whole frame and later reads land in it directly: a message
+// trickled in small pieces is then copied once, not once per piece, so its
+// CPU cost grows linearly with its size.
 func (s *Shard) readFrom(c *conn) {
 	for i := 0; i < maxReadsPerEvent; i++ {
+		if c.partial != nil && s.growPartial(c) {
+			if !s.readIntoPartial(c) {
+				return
+			}
+			continue
+		}
 		buf := s.readBuf
 		kept := 0
 		if c.partial != nil {
-			kept = copy(buf, *c.partial)
+			kept = copy(buf, *c.partial) // a header's few bytes
 		}
-		n, err := unix.Read(c.fd, buf[kept:])
+		n, err := unix.Read(int(c.fd), buf[kept:])
 		switch {
 		case n > 0:
 			s.stats.recvBytes += n
@@ -58,10 +70,10 @@ func (s *Shard) readFrom(c *conn) {
 		case err == unix.EINTR:
 			i--
 		case err == nil: // EOF
-			s.peerGone(c, ReasonClientClose)
+			s.abort(c, ReasonClientClose)
 			return
 		default:
-			s.peerGone(c, ReasonIOError)
+			s.abort(c, ReasonIOError)
 			return
 		}
 	}
@@ -69,6 +81,54 @@ func (s *Shard) readFrom(c *conn) {
 		c.again = true
 		s.again = append(s.again, c)
 		s.waker.Wake()
+	}
+}
+
+// growPartial makes c.partial's capacity hold the whole frame it starts,
+// once its header is in. It reports false while the header is incomplete
+// (the few bytes are cheaper to copy in front of a shared read).
+func (s *Shard) growPartial(c *conn) bool {
+	p := *c.partial
+	need := wsframe.Need(p)
+	if need <= len(p) {
+		return false // header incomplete (need 0), or nothing left to read into
+	}
+	// Decode already refused a frame longer than the limits, so need is
+	// bounded by MaxMessageBytes plus a header.
+	if need > cap(p) {
+		b := s.pool.Get(need)
+		*b = append((*b)[:0], p...)
+		s.pool.Put(c.partial)
+		c.partial = b
+	}
+	return true
+}
+
+// readIntoPartial reads into the free room of c.partial and decodes when
+// its frame is complete. It reports whether to keep reading.
+func (s *Shard) readIntoPartial(c *conn) bool {
+	p := *c.partial
+	n, err := unix.Read(int(c.fd), p[len(p):cap(p)])
+	switch {
+	case n > 0:
+		s.stats.recvBytes += n
+		full := n == cap(p)-len(p)
+		*c.partial = p[:len(p)+n]
+		c.lastRead = s.now()
+		if len(*c.partial) >= wsframe.Need(*c.partial) {
+			s.consumePartial(c)
+		}
+		return c.state != stateClosed && full
+	case err == unix.EAGAIN:
+		return false
+	case err == unix.EINTR:
+		return true
+	case err == nil: // EOF
+		s.abort(c, ReasonClientClose)
+		return false
+	default:
+		s.abort(c, ReasonIOError)
+		return false
 	}
 }
 
@@ -92,47 +152,73 @@ func (s *Shard) resumeReads() {
 	s.flushStats()
 }
 
-// peerGone handles EOF or a socket error.
-func (s *Shard) peerGone(c *conn, why Reason) {
-	s.abort(c, why)
+// consumePipelined decodes bytes the client sent right behind its
+// handshake, which the acceptor read and handed over in c.partial.
+func (s *Shard) consumePipelined(c *conn) {
+	data := s.readBuf[:copy(s.readBuf, *c.partial)]
+	s.pool.Put(c.partial)
+	c.partial = nil
+	// The acceptor read them, but they are WebSocket input all the same:
+	// count them like bytes read here.
+	s.stats.recvBytes += len(data)
+	s.consume(c, data)
 }
 
-// consume decodes data (the kept partial frame followed by fresh bytes)
-// and keeps its unconsumed tail.
+// consume decodes data (fresh input in the shared read buffer) and keeps
+// its unconsumed tail in a pooled buffer of c's own.
 func (s *Shard) consume(c *conn, data []byte) {
-	if data == nil && c.partial != nil {
-		// Bytes pipelined behind the handshake.
-		data = s.readBuf[:copy(s.readBuf, *c.partial)]
+	n, ok := s.decode(c, data)
+	if !ok {
+		return
+	}
+	if rest := data[n:]; len(rest) > 0 {
+		b := s.pool.Get(len(rest))
+		copy(*b, rest)
+		c.partial = b
+	}
+}
+
+// consumePartial decodes c.partial, which holds at least one complete
+// frame, and keeps what follows its complete frames.
+func (s *Shard) consumePartial(c *conn) {
+	data := *c.partial
+	n, ok := s.decode(c, data)
+	if !ok || c.partial == nil {
+		return
+	}
+	rest := data[n:]
+	if len(rest) == 0 {
 		s.pool.Put(c.partial)
 		c.partial = nil
-		// The acceptor read them, but they are WebSocket input all the
-		// same: count them like bytes read here.
-		s.stats.recvBytes += len(data)
+		return
 	}
+	// Re-home the tail in a buffer of its own size: the big one was for
+	// the frame just decoded.
+	b := s.pool.Get(len(rest))
+	copy(*b, rest)
+	s.pool.Put(c.partial)
+	c.partial = b
+}
+
+// decode runs the frame decoder over data for c. ok is false when c is
+// no longer reading (closed, or a protocol error started its close).
+func (s *Shard) decode(c *conn, data []byte) (n int, ok bool) {
 	c.lastRead = s.now()
 	s.cur = c
 	n, err := c.dec.Decode(data, s.opts.MaxMessageBytes, s.pool, s.onFrame)
 	s.cur = nil
 	if c.state == stateClosed {
-		return
+		return n, false
 	}
 	if err != nil {
 		if c.state != stateOpen {
 			s.release(c)
-			return
+			return n, false
 		}
-		code, reason := ws.StatusProtocolError, "protocol error"
-		if ce, ok := err.(*wsframe.CloseError); ok {
-			code, reason = ce.Code, ce.Reason
-		}
-		s.closeConn(c, code, reason, ReasonProtocolError)
-		return
+		s.close(c, protocolDisconnect(err))
+		return n, false
 	}
-	if rest := data[n:]; len(rest) > 0 && c.state != stateClosed {
-		b := s.pool.Get(len(rest))
-		copy(*b, rest)
-		c.partial = b
-	}
+	return n, true
 }
 
 // handleFrame is called by the decoder for each complete message or control
@@ -141,11 +227,11 @@ func (s *Shard) handleFrame(op ws.OpCode, payload []byte) bool {
 	c := s.cur
 	switch op {
 	case ws.OpClose:
-		s.onClose(c, payload)
+		s.peerClose(c, payload)
 		return false
 	case ws.OpPing:
 		if c.state == stateOpen {
-			s.sendControl(c, ws.OpPong, payload)
+			s.pong(c, payload)
 		}
 	case ws.OpPong:
 		// Any input (lastRead) proves liveness; nothing else to do.
@@ -158,34 +244,19 @@ func (s *Shard) handleFrame(op ws.OpCode, payload []byte) bool {
 	return c.state != stateClosed
 }
 
-// onClose answers a close frame. If we started the close, this is the
-// answer we waited for: the socket is released. Otherwise we echo the code
-// and release once the echo is written.
-func (s *Shard) onClose(c *conn, payload []byte) {
-	if c.state != stateOpen {
-		s.release(c)
+// pong answers a ping. Pongs are coalesced (RFC 6455 §5.5.3): while a pong
+// waits in c's queue, further pings are answered by that one, so a client
+// that floods pings and never reads holds at most one pong.
+func (s *Shard) pong(c *conn, payload []byte) {
+	if c.out != nil && c.out.pong != nil {
 		return
 	}
-	code, _ := wsframe.ParseClose(payload)
-	s.countDisconnect(c, ReasonClientClose)
-	c.state = stateClosing
-	c.peerClosed = true
-	c.deadline = s.now() + int64(s.opts.CloseTimeout)
 	b := s.pool.Get(0)
-	if code == ws.StatusNoStatusRcvd {
-		*b = wsframe.AppendFrame(*b, ws.OpClose, nil)
-	} else {
-		*b = wsframe.AppendClose(*b, code, "")
-	}
-	s.send(c, *b, b, true)
-	if c.state == stateClosing && c.out == nil {
-		s.release(c)
-	}
-}
-
-// sendControl sends a control frame with a copy of payload.
-func (s *Shard) sendControl(c *conn, op ws.OpCode, payload []byte) {
-	b := s.pool.Get(0)
-	*b = wsframe.AppendFrame(*b, op, payload)
+	*b = wsframe.AppendFrame(*b, ws.OpPong, payload)
 	s.send(c, *b, b, false)
+	// A pong the socket did not take whole is queued, as the first owned
+	// frame of a fresh queue or behind an existing backlog.
+	if c.out != nil && c.state == stateOpen {
+		c.out.pong = b
+	}
 }

@@ -14,16 +14,24 @@ const (
 	ReasonProtocolError
 	ReasonShutdown
 	ReasonIOError
+	ReasonRateLimit
+	ReasonTokenExpired
+	ReasonKicked
+	ReasonInsufficientState
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
-	ReasonClientClose:   "client_close",
-	ReasonIdleTimeout:   "idle_timeout",
-	ReasonSlowConsumer:  "slow_consumer",
-	ReasonProtocolError: "protocol_error",
-	ReasonShutdown:      "shutdown",
-	ReasonIOError:       "io_error",
+	ReasonClientClose:       "client_close",
+	ReasonIdleTimeout:       "idle_timeout",
+	ReasonSlowConsumer:      "slow_consumer",
+	ReasonProtocolError:     "protocol_error",
+	ReasonShutdown:          "shutdown",
+	ReasonIOError:           "io_error",
+	ReasonRateLimit:         "rate_limit",
+	ReasonTokenExpired:      "token_expired",
+	ReasonKicked:            "kicked",
+	ReasonInsufficientState: "insufficient_state",
 }
 
 // String returns the metric label of r.

@@ -3,7 +3,6 @@ package shard
 import (
 	"unsafe"
 
-	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,14 +19,29 @@ const (
 type outFrame struct {
 	b     []byte
 	owned *[]byte
+	cost  int // what the frame was charged against the queue cap
+}
+
+// outFrameSize is the queue's own memory for one frame.
+const outFrameSize = int(unsafe.Sizeof(outFrame{}))
+
+// frameCost is what queueing b holds in memory: the queue entry, and the
+// whole pooled buffer of an owned frame (a 2-byte pong holds a 256-byte
+// buffer) or the bytes of a shared one.
+func frameCost(b []byte, owned *[]byte) int {
+	if owned != nil {
+		return outFrameSize + cap(*owned)
+	}
+	return outFrameSize + len(b)
 }
 
 // outQueue holds what the socket did not take. It exists only while
 // non-empty: an idle connection carries a nil pointer.
 type outQueue struct {
 	frames      []outFrame
-	bytes       int  // unwritten bytes across frames
-	partialHead bool // frames[0] is partly on the wire already
+	charged     int     // sum of the frames' cost, held to Options.SendQueueBytes
+	partialHead bool    // frames[0] is partly on the wire already
+	pong        *[]byte // the queued pong, if any: pings are answered by it
 }
 
 // send hands one frame to c: written at once when nothing is queued,
@@ -64,13 +78,17 @@ func (s *Shard) enqueue(c *conn, b []byte, owned *[]byte, force bool) {
 		c.out = &outQueue{}
 		c.stallSince = s.now()
 	}
-	if !force && c.out.bytes+len(b) > s.opts.SendQueueBytes {
+	cost := frameCost(b, owned)
+	if !force && c.out.charged+cost > s.opts.SendQueueBytes {
 		s.pool.Put(owned)
-		s.closeConn(c, ws.StatusPolicyViolation, "slow consumer", ReasonSlowConsumer)
+		if c.out.frames == nil {
+			c.out = nil
+		}
+		s.close(c, disconnectSlowConsumer)
 		return
 	}
-	c.out.frames = append(c.out.frames, outFrame{b: b, owned: owned})
-	c.out.bytes += len(b)
+	c.out.frames = append(c.out.frames, outFrame{b: b, owned: owned, cost: cost})
+	c.out.charged += cost
 }
 
 // enqueueRest queues the unwritten tail of a frame whose head the socket
@@ -83,8 +101,8 @@ func (s *Shard) enqueue(c *conn, b []byte, owned *[]byte, force bool) {
 func (s *Shard) enqueueRest(c *conn, rest []byte, owned *[]byte) {
 	s.enqueue(c, rest, owned, true)
 	c.out.partialHead = true
-	if c.state == stateOpen && c.out.bytes > s.opts.SendQueueBytes {
-		s.closeConn(c, ws.StatusPolicyViolation, "slow consumer", ReasonSlowConsumer)
+	if c.state == stateOpen && c.out.charged > s.opts.SendQueueBytes {
+		s.close(c, disconnectSlowConsumer)
 	}
 }
 
@@ -93,7 +111,7 @@ func (s *Shard) enqueueRest(c *conn, rest []byte, owned *[]byte) {
 // failed.
 func (s *Shard) write(c *conn, b []byte) (n int, ok bool) {
 	for {
-		n, err := unix.Write(c.fd, b)
+		n, err := unix.Write(int(c.fd), b)
 		switch err {
 		case nil:
 			s.stats.sentBytes += n
@@ -154,24 +172,19 @@ func (s *Shard) flush(c *conn) {
 		}
 		s.advance(c, n)
 	}
-	if c.state == stateClosing && c.out == nil {
-		if c.peerClosed {
-			s.release(c) // our answer to their close is out: close TCP
-			return
-		}
-		s.finishCloseIfFlushed(c)
+	if c.out == nil {
+		s.flushed(c)
 	}
 }
 
 // advance drops n written bytes from the head of c's queue.
 func (s *Shard) advance(c *conn, n int) {
 	q := c.out
-	q.bytes -= n
 	c.stallSince = s.now()
 	i := 0
 	for ; i < len(q.frames) && n >= len(q.frames[i].b); i++ {
 		n -= len(q.frames[i].b)
-		s.pool.Put(q.frames[i].owned)
+		s.pop(q, i)
 	}
 	if n > 0 {
 		q.frames[i].b = q.frames[i].b[n:]
@@ -185,6 +198,17 @@ func (s *Shard) advance(c *conn, n int) {
 	}
 }
 
+// pop releases frame i of q, which is written or dropped.
+func (s *Shard) pop(q *outQueue, i int) {
+	f := &q.frames[i]
+	q.charged -= f.cost
+	if f.owned != nil && f.owned == q.pong {
+		q.pong = nil
+	}
+	s.pool.Put(f.owned)
+	*f = outFrame{}
+}
+
 // dropBacklog discards queued frames a slow consumer will never get, but
 // keeps a partially written head frame: cutting it would corrupt the
 // stream before our close frame.
@@ -195,9 +219,7 @@ func (s *Shard) dropBacklog(c *conn) {
 		keep = 1
 	}
 	for i := keep; i < len(q.frames); i++ {
-		q.bytes -= len(q.frames[i].b)
-		s.pool.Put(q.frames[i].owned)
-		q.frames[i] = outFrame{}
+		s.pop(q, i)
 	}
 	q.frames = q.frames[:keep]
 	if keep == 0 {
@@ -207,8 +229,8 @@ func (s *Shard) dropBacklog(c *conn) {
 
 // freeQueue returns every owned buffer of c's queue to the pool.
 func (s *Shard) freeQueue(c *conn) {
-	for _, f := range c.out.frames {
-		s.pool.Put(f.owned)
+	for i := range c.out.frames {
+		s.pool.Put(c.out.frames[i].owned)
 	}
 	c.out = nil
 }

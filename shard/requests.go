@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"github.com/gobwas/ws"
@@ -12,14 +13,33 @@ import (
 // header can be written in place once the payload length is known.
 const replyHeadroom = maxFrameHeader
 
+// rateLimitStrikes: a connection refused this many times its burst in a
+// row is closed (1008, rate_limit) rather than answered forever.
+const rateLimitStrikes = 10
+
+var (
+	errRateLimited = &protocol.Error{Code: protocol.CodeRateLimited, Message: "request rate exceeded"}
+	errUnavailable = &protocol.Error{Code: protocol.CodeUnavailable, Message: "publish failed: broker unavailable"}
+	errNoInterest  = &protocol.Error{Code: protocol.CodeUnavailable, Message: "subscribe failed: broker unavailable"}
+	errDraining    = &protocol.Error{Code: protocol.CodeUnavailable, Message: "gateway is draining"}
+	errTooMany     = &protocol.Error{Code: protocol.CodeTooManySubscriptions, Message: "subscription limit reached"}
+	errNoSubscribe = &protocol.Error{Code: protocol.CodeForbidden, Message: "not allowed to subscribe to this channel"}
+	errNoPublish   = &protocol.Error{Code: protocol.CodeForbidden, Message: "not allowed to publish to this channel"}
+)
+
 // handleRequest runs one client request. Failures are answered with an
 // error message; the connection stays open.
 func (s *Shard) handleRequest(c *conn, msg []byte) {
 	req, perr := protocol.ParseRequest(msg)
 	if !s.allowRequest(c) {
-		s.replyError(c, req.ID, &protocol.Error{Code: protocol.CodeRateLimited, Message: "request rate exceeded"})
+		if c.refused++; float64(c.refused) > rateLimitStrikes*s.opts.ClientBurst {
+			s.close(c, disconnectRateLimit)
+			return
+		}
+		s.replyError(c, req.ID, errRateLimited)
 		return
 	}
+	c.refused = 0
 	if perr != nil {
 		s.replyError(c, req.ID, perr)
 		return
@@ -27,31 +47,62 @@ func (s *Shard) handleRequest(c *conn, msg []byte) {
 	switch req.Type {
 	case protocol.TypeSubscribe:
 		if c.grants != nil && !c.grants.CanSubscribe(req.Channel) {
-			s.replyError(c, req.ID, &protocol.Error{Code: protocol.CodeForbidden, Message: "not allowed to subscribe to this channel"})
+			s.replyError(c, req.ID, errNoSubscribe)
 			return
 		}
-		if !s.subscribe(c, req.Channel) {
-			s.replyError(c, req.ID, &protocol.Error{Code: protocol.CodeTooManySubscriptions, Message: "subscription limit reached"})
+		ch := s.subscribe(c, req.Channel)
+		switch {
+		case ch == nil:
+			s.replyError(c, req.ID, errTooMany)
+			return
+		case !ch.ready:
+			// The reply waits until the node's interest is registered
+			// (channelReady): a message published after it must arrive.
+			ch.waiting = append(ch.waiting, waiter{c: c, id: bytes.Clone(req.ID)})
 			return
 		}
 	case protocol.TypeUnsubscribe:
 		s.unsubscribe(c, req.Channel)
 	case protocol.TypePublish:
 		if c.grants != nil && !c.grants.CanPublish(req.Channel) {
-			s.replyError(c, req.ID, &protocol.Error{Code: protocol.CodeForbidden, Message: "not allowed to publish to this channel"})
+			s.replyError(c, req.ID, errNoPublish)
 			return
 		}
 		if s.draining {
-			s.replyError(c, req.ID, &protocol.Error{Code: protocol.CodeUnavailable, Message: "gateway is draining"})
+			s.replyError(c, req.ID, errDraining)
 			return
 		}
-		if err := s.opts.Publisher.PublishFromClient(req.Channel, req.Data); err != nil {
-			s.replyError(c, req.ID, &protocol.Error{Code: protocol.CodeUnavailable, Message: "publish failed: broker unavailable"})
+		r := &asyncResult{kind: resultPublish, c: c, channel: req.Channel}
+		s.opts.Publisher.PublishFromClient(req.Channel, req.Data, s.done(r))
+		if !r.returned() {
+			// The broker answers later; the id must outlive msg.
+			r.id = bytes.Clone(req.ID)
+			return
+		}
+		if r.err != nil {
+			s.replyError(c, req.ID, errUnavailable)
 			return
 		}
 	}
+	s.replyAck(c, req.Type, req.Channel, req.ID)
+}
+
+// published answers a publish whose outcome came after the call.
+func (s *Shard) published(r *asyncResult) {
+	if r.c.state != stateOpen {
+		return
+	}
+	if r.err != nil {
+		s.replyError(r.c, r.id, errUnavailable)
+	} else {
+		s.replyAck(r.c, protocol.TypePublish, r.channel, r.id)
+	}
+	s.flushStats()
+}
+
+func (s *Shard) replyAck(c *conn, t protocol.Type, channel string, id json.RawMessage) {
 	b := s.pool.Get(replyHeadroom)
-	*b = protocol.AppendAck(*b, req.Type, req.Channel, req.ID)
+	*b = protocol.AppendAck(*b, t, channel, id)
 	s.sendText(c, b)
 }
 

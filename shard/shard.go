@@ -27,13 +27,17 @@ var (
 type Grants interface {
 	CanSubscribe(channel string) bool
 	CanPublish(channel string) bool
+	// Sub is the token's subject, matched by Disconnect.
+	Sub() string
 }
 
 // Publisher takes messages published by clients. It is called on the
 // shard's goroutine and must not block; data is valid only during the call.
-// An error is reported to the client as "unavailable".
+// done is called exactly once, on any goroutine and possibly before
+// PublishFromClient returns, with nil when the message was accepted or an
+// error, reported to the client as "unavailable".
 type Publisher interface {
-	PublishFromClient(channel string, data json.RawMessage) error
+	PublishFromClient(channel string, data json.RawMessage, done func(error))
 }
 
 // Options configures a shard. Zero durations disable the matching timer.
@@ -56,22 +60,28 @@ type Options struct {
 
 	// OnChannel is called on the shard goroutine when a channel gains its
 	// first (active=true) or loses its last (active=false) subscriber on
-	// this shard. It must not block.
-	OnChannel func(channel string, active bool)
-	// OnRelease is called once per connection when its socket is closed.
-	OnRelease func()
+	// this shard. It must not block. When active, ready must be called
+	// exactly once, on any goroutine, once messages published after it
+	// will reach this shard (nil), or with the error that prevents it:
+	// until then subscribers of the channel get no "subscribed" reply.
+	// Nil OnChannel: every channel is ready at once.
+	OnChannel func(channel string, active bool, ready func(error))
+	// OnRelease is called once per connection, with the tag it was
+	// attached with, when its socket is closed.
+	OnRelease func(tag uint32)
 }
 
 // Shard owns connections. See the package doc for the threading model.
 type Shard struct {
-	opts   Options
-	log    *slog.Logger
-	poll   *poller.Poller
-	waker  *poller.Waker
-	pool   *bufpool.Pool
-	epoch  time.Time    // monotonic origin of the int64 clocks in conn
-	conns  atomic.Int64 // attached and not yet released: read by the acceptor for balancing
-	closed atomic.Bool
+	opts     Options
+	log      *slog.Logger
+	poll     *poller.Poller
+	waker    *poller.Waker
+	pool     *bufpool.Pool
+	epoch    time.Time    // monotonic origin of the int64 clocks in conn
+	conns    atomic.Int64 // attached and not yet released: read by the acceptor for balancing
+	closed   atomic.Bool
+	lastPass atomic.Int64 // Unix nanoseconds at the end of the last inbox pass: the health check's pulse
 
 	mu         sync.Mutex // guards inbox, inboxCasts; see the lock order in doc.go
 	inbox      []task
@@ -101,14 +111,17 @@ const (
 	taskBroadcast
 	taskTick
 	taskDrain
+	taskKick   // close the connections of a token subject
+	taskResult // an asynchronous call completed
 )
 
 type task struct {
 	kind    taskKind
 	conn    *conn         // attach
-	channel string        // broadcast; "" means every connection
+	channel string        // broadcast: "" means every connection; kick: the subject
 	frame   []byte        // broadcast: encoded once, shared, read-only
 	timeout time.Duration // drain
+	result  *asyncResult  // result
 }
 
 // New creates a shard with its own poller and wait goroutine.
@@ -137,6 +150,7 @@ func New(opts Options) (*Shard, error) {
 		iov:       make([]unix.Iovec, 0, maxIovecs),
 		pingFrame: wsframe.AppendFrame(nil, ws.OpPing, nil),
 	}
+	s.lastPass.Store(time.Now().UnixNano())
 	s.onFrame = s.handleFrame
 	p, err := poller.New(s.log)
 	if err != nil {
@@ -161,9 +175,10 @@ func (s *Shard) Conns() int64 { return s.conns.Load() }
 
 // Attach hands an upgraded, non-blocking socket to the shard, which owns it
 // from now on (and closes it). pending holds bytes the client sent after its
-// handshake; it is copied. grants may be nil.
-func (s *Shard) Attach(fd int, pending []byte, grants Grants) error {
-	if err := s.AttachLater(fd, pending, grants); err != nil {
+// handshake; it is copied. grants may be nil. tag is handed back to
+// Options.OnRelease when the socket is closed.
+func (s *Shard) Attach(fd int, pending []byte, grants Grants, tag uint32) error {
+	if err := s.AttachLater(fd, pending, grants, tag); err != nil {
 		return err
 	}
 	s.waker.Wake()
@@ -174,8 +189,8 @@ func (s *Shard) Attach(fd int, pending []byte, grants Grants) error {
 // inbox until the caller calls Wake (or anything else wakes the shard). An
 // acceptor that upgrades a burst of connections wakes each shard once per
 // burst instead of once per connection.
-func (s *Shard) AttachLater(fd int, pending []byte, grants Grants) error {
-	c := &conn{fd: fd, grants: grants, idx: -1}
+func (s *Shard) AttachLater(fd int, pending []byte, grants Grants, tag uint32) error {
+	c := &conn{fd: int32(fd), grants: grants, idx: -1, tag: tag}
 	if len(pending) > 0 {
 		b := s.pool.Get(len(pending))
 		copy(*b, pending)
@@ -211,6 +226,17 @@ func (s *Shard) CanBroadcast() bool {
 	defer s.mu.Unlock()
 	return !s.closed.Load() && s.inboxCasts < s.opts.InboxLimit
 }
+
+// Disconnect closes, with 4003, every connection whose token subject is
+// sub. Safe from any goroutine.
+func (s *Shard) Disconnect(sub string) {
+	_ = s.push(task{kind: taskKick, channel: sub}, false)
+}
+
+// LastPass is when the shard last finished a pass of its loop. The clock
+// ticks every shard at least once a second, so a LastPass much older than
+// that means the loop is stuck.
+func (s *Shard) LastPass() time.Time { return time.Unix(0, s.lastPass.Load()) }
 
 // Tick runs the heartbeat and timeout sweep.
 func (s *Shard) Tick() {
@@ -292,6 +318,10 @@ func (s *Shard) runInbox() {
 			s.sweep()
 		case taskDrain:
 			s.drain(t.timeout)
+		case taskKick:
+			s.kick(t.channel)
+		case taskResult:
+			s.complete(t.result)
 		}
 		i++
 	}
@@ -299,6 +329,22 @@ func (s *Shard) runInbox() {
 	s.work = s.work[:0]
 	s.resumeReads()
 	s.flushStats()
+	s.lastPass.Store(time.Now().UnixNano())
+}
+
+// kick closes the open connections whose token subject is sub. A scan of
+// the shard is cheaper, for a rare admin call, than an index every
+// connection would pay for.
+func (s *Shard) kick(sub string) {
+	for i := len(s.all) - 1; i >= 0; i-- {
+		if i >= len(s.all) {
+			continue
+		}
+		c := s.all[i]
+		if c.state == stateOpen && c.grants != nil && c.grants.Sub() == sub {
+			s.close(c, disconnectKicked)
+		}
+	}
 }
 
 // now returns the shard clock in nanoseconds since epoch.
@@ -326,10 +372,7 @@ func (s *Shard) Close() error {
 	err := s.poll.Close()
 	for len(s.all) > 0 {
 		c := s.all[len(s.all)-1]
-		if c.state == stateOpen {
-			s.countDisconnect(c, ReasonShutdown)
-		}
-		s.release(c)
+		s.abort(c, ReasonShutdown)
 	}
 	if werr := s.waker.Close(s.poll); werr != nil && !errors.Is(werr, poller.ErrClosed) {
 		err = errors.Join(err, werr)

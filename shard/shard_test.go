@@ -39,7 +39,7 @@ func attachPeerSndbuf(t *testing.T, s *Shard, sndbuf int) *peer {
 	tv := unix.NsecToTimeval(int64(5 * time.Second))
 	unix.SetsockoptTimeval(fds[1], unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	t.Cleanup(func() { unix.Close(fds[1]) })
-	if err := s.Attach(fds[0], nil, nil); err != nil {
+	if err := s.Attach(fds[0], nil, nil, 0); err != nil {
 		t.Fatal(err)
 	}
 	return &peer{t: t, fd: fds[1]}
@@ -115,8 +115,9 @@ func TestShardSubscribeBroadcastClose(t *testing.T) {
 	var channels []string
 	events := make(chan string, 4)
 	s := newTestShard(t, func(o *Options) {
-		o.OnChannel = func(ch string, active bool) {
+		o.OnChannel = func(ch string, active bool, ready func(error)) {
 			if active {
+				ready(nil)
 				events <- "+" + ch
 			} else {
 				events <- "-" + ch
@@ -163,22 +164,46 @@ func TestShardSubscribeBroadcastClose(t *testing.T) {
 	waitUntil(t, func() bool { return s.Conns() == 0 })
 }
 
-func TestShardInboxLimit(t *testing.T) {
-	s := newTestShard(t, func(o *Options) { o.InboxLimit = 1 })
-	// Hold the shard's lock-free goroutine busy is not needed: the limit is
-	// checked against what is queued, so fill it faster than a wake-up.
-	s.mu.Lock()
-	s.inboxCasts = 1
-	s.mu.Unlock()
+// TestShardInboxLimitRefusesBroadcastsWhileLoopBusy holds the shard
+// goroutine inside a client's publish (a broker call that does not return),
+// so the inbox fills for real: past InboxLimit broadcasts are refused with
+// ErrOverloaded, and once the loop runs again the queued one is delivered.
+func TestShardInboxLimitRefusesBroadcastsWhileLoopBusy(t *testing.T) {
+	inside := make(chan struct{})
+	release := make(chan struct{})
+	s := newTestShard(t, func(o *Options) {
+		o.InboxLimit = 1
+		o.Publisher = publisherFunc(func(_ string, _ json.RawMessage, done func(error)) {
+			close(inside)
+			<-release
+			done(nil)
+		})
+	})
+	p := attachPeer(t, s)
+	p.send(ws.OpText, `{"type":"subscribe","channel":"c"}`)
+	p.expectText(`{"type":"subscribed","channel":"c"}`)
+	p.send(ws.OpText, `{"type":"publish","channel":"c","data":1}`)
+	<-inside // the shard goroutine is now blocked in the publisher
+
+	if err := s.Broadcast("c", []byte("\x81\x05first")); err != nil {
+		t.Fatalf("first broadcast: %v", err)
+	}
 	if s.CanBroadcast() {
 		t.Fatal("CanBroadcast true with a full inbox")
 	}
-	if err := s.Broadcast("c", []byte("\x81\x00")); err != ErrOverloaded {
-		t.Fatalf("Broadcast on a full inbox: %v, want ErrOverloaded", err)
+	if err := s.Broadcast("c", []byte("\x81\x06second")); err != ErrOverloaded {
+		t.Fatalf("broadcast past the limit: %v, want ErrOverloaded", err)
 	}
-	s.mu.Lock()
-	s.inboxCasts = 0
-	s.mu.Unlock()
+	close(release)
+	p.expectText(`{"type":"published","channel":"c"}`)
+	p.expectText("first")
+	waitUntil(t, s.CanBroadcast)
+}
+
+type publisherFunc func(channel string, data json.RawMessage, done func(error))
+
+func (f publisherFunc) PublishFromClient(channel string, data json.RawMessage, done func(error)) {
+	f(channel, data, done)
 }
 
 func waitUntil(t *testing.T, cond func() bool) {

@@ -1,14 +1,31 @@
 package shard
 
-import "strings"
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/shardgate/shardgate/shard/protocol"
+)
 
 // channel is the set of this shard's subscribers of one channel name.
 // subs is a slice (fast to iterate on every broadcast); each subscriber
 // remembers its position there (subRef.pos) so that leaving is O(1) plus a
 // scan of one connection's own subscriptions, never of the channel.
+//
+// A channel is ready once the node's interest in it is registered with
+// the broker (Options.OnChannel); until then its subscribers wait for
+// their "subscribed" reply in waiting.
 type channel struct {
-	name string
-	subs []*conn
+	name    string
+	subs    []*conn
+	ready   bool
+	waiting []waiter
+}
+
+// waiter is a subscribe request answered when its channel becomes ready.
+type waiter struct {
+	c  *conn
+	id json.RawMessage // a copy
 }
 
 type subRef struct {
@@ -16,29 +33,73 @@ type subRef struct {
 	pos int32
 }
 
-// subscribe adds c to name. Subscribing twice is not an error. It returns
-// false when c is at its subscription limit.
-func (s *Shard) subscribe(c *conn, name string) bool {
+// subscribe adds c to name and returns the channel. Subscribing twice is
+// not an error. It returns nil when c is at its subscription limit.
+func (s *Shard) subscribe(c *conn, name string) *channel {
 	for _, r := range c.subs {
 		if r.ch.name == name {
-			return true
+			return r.ch
 		}
 	}
 	if s.opts.MaxSubscriptions > 0 && len(c.subs) >= s.opts.MaxSubscriptions {
-		return false
+		return nil
 	}
 	ch := s.channels[name]
 	if ch == nil {
-		ch = &channel{name: strings.Clone(name)}
-		s.channels[ch.name] = ch
-		if s.opts.OnChannel != nil {
-			s.opts.OnChannel(ch.name, true)
-		}
+		ch = s.openChannel(name)
 	}
 	c.subs = append(c.subs, subRef{ch: ch, pos: int32(len(ch.subs))})
 	ch.subs = append(ch.subs, c)
 	s.opts.Metrics.Subscriptions.Inc()
-	return true
+	return ch
+}
+
+// openChannel creates a channel and registers the shard's interest in it.
+func (s *Shard) openChannel(name string) *channel {
+	ch := &channel{name: strings.Clone(name), ready: s.opts.OnChannel == nil}
+	s.channels[ch.name] = ch
+	if s.opts.OnChannel == nil {
+		return ch
+	}
+	r := &asyncResult{kind: resultInterest, channel: ch.name, ch: ch}
+	s.opts.OnChannel(ch.name, true, s.done(r))
+	if r.returned() {
+		if r.err == nil {
+			ch.ready = true
+		} else {
+			// Refused during the call: answer through the inbox, once the
+			// subscriber that opened the channel is waiting.
+			_ = s.push(task{kind: taskResult, result: r}, false)
+		}
+	}
+	return ch
+}
+
+// channelReady answers the subscribers that waited for ch's interest: with
+// "subscribed", or, when the interest could not be registered, with an
+// "unavailable" error and the subscription undone.
+func (s *Shard) channelReady(r *asyncResult) {
+	ch := r.ch
+	if s.channels[ch.name] != ch {
+		return // every subscriber left meanwhile; a new channel has its own result
+	}
+	waiting := ch.waiting
+	ch.waiting = nil
+	if r.err == nil {
+		ch.ready = true
+	}
+	for _, w := range waiting {
+		if w.c.state != stateOpen {
+			continue
+		}
+		if r.err == nil {
+			s.replyAck(w.c, protocol.TypeSubscribe, ch.name, w.id)
+			continue
+		}
+		s.unsubscribe(w.c, ch.name)
+		s.replyError(w.c, w.id, errNoInterest)
+	}
+	s.flushStats()
 }
 
 // unsubscribe removes c from name; not being subscribed is not an error.
@@ -84,7 +145,7 @@ func (s *Shard) removeSub(c *conn, i int) {
 	if len(ch.subs) == 0 {
 		delete(s.channels, ch.name)
 		if s.opts.OnChannel != nil {
-			s.opts.OnChannel(ch.name, false)
+			s.opts.OnChannel(ch.name, false, nil)
 		}
 	}
 }

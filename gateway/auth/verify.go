@@ -203,7 +203,8 @@ func formatSeconds(f float64) string {
 // consult Grants at all; Patterns{"*"} is the pattern list that matches every
 // channel if it needs an explicit "everything".
 type Grants struct {
-	// Subject is the token's "sub", "" when absent; for logs only.
+	// Subject is the token's "sub", "" when absent: for logs and for
+	// POST /api/disconnect.
 	Subject string
 	// Subscribe is the token's "channels".
 	Subscribe Patterns
@@ -219,4 +220,13 @@ func (g *Grants) CanSubscribe(channel string) bool {
 // CanPublish reports whether the grants allow publishing to channel.
 func (g *Grants) CanPublish(channel string) bool {
 	return g != nil && g.Publish.Match(channel)
+}
+
+// Sub returns the token's subject ("" when absent), which admin
+// disconnects match.
+func (g *Grants) Sub() string {
+	if g == nil {
+		return ""
+	}
+	return g.Subject
 }

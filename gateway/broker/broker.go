@@ -24,15 +24,34 @@ var (
 // An error means the node could not take the message (it is overloaded).
 type Handler func(channel string, data json.RawMessage) error
 
+// DisconnectHandler closes this node's connections whose token names sub.
+// It must not block.
+type DisconnectHandler func(sub string)
+
+// Done receives the outcome of an asynchronous broker call. It is called
+// exactly once, from any goroutine (possibly before the call that took it
+// returns), and must not block.
+type Done func(err error)
+
 // Broker moves messages between publishers and nodes.
 type Broker interface {
-	// Publish sends a message to every node (this one included). When it
-	// returns nil the message is accepted: it will be handed to every
-	// node's Handler. Calls from one goroutine keep their order.
-	Publish(channel string, data json.RawMessage) error
+	// Publish sends a message to every node (this one included). done
+	// gets nil once the message is accepted (it will be handed to every
+	// node's Handler) or an error (ErrUnavailable, ErrClosed, ...), within
+	// a bounded time; a message answered with an error is never delivered
+	// later. data is copied if kept after Publish returns. Calls from one
+	// goroutine keep their order.
+	Publish(channel string, data json.RawMessage, done Done)
 	// Interest tells the broker whether this node has local subscribers
 	// of channel, so a networked broker subscribes only where needed.
-	Interest(channel string, active bool)
+	// When active, ready (never nil then) gets nil once a message
+	// published on any node after that will reach this node, or an error
+	// when the interest could not be registered; ready is nil when
+	// active is false.
+	Interest(channel string, active bool, ready Done)
+	// Disconnect asks every node (this one included) to close the
+	// connections whose token names sub.
+	Disconnect(sub string) error
 	// Connected reports whether the broker can take publishes now.
 	Connected() bool
 	// Close releases the broker's resources.
@@ -43,16 +62,25 @@ type Broker interface {
 // Handler directly, under a lock, so every subscriber sees messages in
 // one global order.
 type Memory struct {
-	mu      sync.Mutex
-	handler Handler
-	closed  bool
+	mu         sync.Mutex
+	handler    Handler
+	disconnect DisconnectHandler
+	closed     bool
 }
 
-// NewMemory returns a Memory broker delivering to h.
-func NewMemory(h Handler) *Memory { return &Memory{handler: h} }
+// NewMemory returns a Memory broker delivering messages to h and
+// disconnect requests to d.
+func NewMemory(h Handler, d DisconnectHandler) *Memory {
+	return &Memory{handler: h, disconnect: d}
+}
 
-// Publish hands the message to the handler before returning.
-func (m *Memory) Publish(channel string, data json.RawMessage) error {
+// Publish hands the message to the handler and calls done before
+// returning.
+func (m *Memory) Publish(channel string, data json.RawMessage, done Done) {
+	done(m.publish(channel, data))
+}
+
+func (m *Memory) publish(channel string, data json.RawMessage) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -61,8 +89,27 @@ func (m *Memory) Publish(channel string, data json.RawMessage) error {
 	return m.handler(channel, data)
 }
 
-// Interest is a no-op: every message is local.
-func (m *Memory) Interest(string, bool) {}
+// Interest has nothing to register: every message is local, so ready is
+// called at once.
+func (m *Memory) Interest(_ string, active bool, ready Done) {
+	if active && ready != nil {
+		ready(nil)
+	}
+}
+
+// Disconnect calls the disconnect handler directly.
+func (m *Memory) Disconnect(sub string) error {
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if m.disconnect != nil {
+		m.disconnect(sub)
+	}
+	return nil
+}
 
 // Connected is true until Close.
 func (m *Memory) Connected() bool {
