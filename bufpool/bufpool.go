@@ -70,11 +70,23 @@ func (p *Pool) Put(b *[]byte) {
 	if b == nil {
 		return
 	}
-	n := cap(*b)
-	c := class(n)
-	if c < 0 || 1<<(c+minShift) != n {
+	c := putClass(cap(*b))
+	if c < 0 {
 		return
 	}
 	*b = (*b)[:0]
 	p.classes[c].Put(b)
+}
+
+// putClass returns the class a buffer of capacity n goes back to, or -1
+// when n is not exactly a class size and the buffer must be dropped. It is
+// Put's whole decision, kept apart so that tests can check it without
+// going through sync.Pool, which drops items at random under the race
+// detector.
+func putClass(n int) int {
+	c := class(n)
+	if c < 0 || 1<<(c+minShift) != n {
+		return -1
+	}
+	return c
 }

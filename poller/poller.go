@@ -71,6 +71,7 @@ const (
 var (
 	ErrClosed        = errors.New("poller: closed")
 	ErrNotRegistered = errors.New("poller: fd not registered")
+	ErrRegistered    = errors.New("poller: fd already registered")
 )
 
 // Poller is one epoll instance with one wait goroutine.
@@ -95,10 +96,21 @@ func New(log *slog.Logger) (*Poller, error) {
 
 // Add registers fd for the given interest. cb runs on the wait goroutine
 // for every event until Del. The poller does not own fd: the caller closes
-// it, after Del.
+// it, after Del. An Add that fails registers nothing: the same fd number
+// can be added again once it names something pollable. (An Add refused
+// with ErrRegistered leaves the earlier registration as it was.)
 func (p *Poller) Add(fd int, in Interest, cb func(Event)) error {
 	err := p.ep.Add(fd, netpoll.EpollEvent(in), func(ev netpoll.EpollEvent) { cb(Event(ev)) })
 	if err != nil {
+		if !errors.Is(err, netpoll.ErrRegistered) && !errors.Is(err, netpoll.ErrClosed) {
+			// easygo stores cb in its map before epoll_ctl(ADD), and keeps
+			// it when epoll_ctl fails (EPERM, ENOSPC, ENOMEM, EBADF...):
+			// every later Add of this fd number would then return
+			// ErrRegistered, refusing whatever connection gets the number
+			// next. Del drops the entry; its own epoll_ctl(DEL) normally
+			// fails (nothing was added) and that error says nothing new.
+			_ = p.ep.Del(fd)
+		}
 		return fmt.Errorf("poller: add fd %d: %w", fd, mapErr(err))
 	}
 	return nil
@@ -128,6 +140,9 @@ func mapErr(err error) error {
 	}
 	if errors.Is(err, netpoll.ErrNotRegistered) {
 		return ErrNotRegistered
+	}
+	if errors.Is(err, netpoll.ErrRegistered) {
+		return ErrRegistered
 	}
 	if errno, ok := err.(unix.Errno); ok {
 		return errno

@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"errors"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -41,7 +42,9 @@ func TestWakeAfterCloseWritesNothing(t *testing.T) {
 		t.Fatalf("Wake after Close wrote %d bytes %x into fd %d, now someone else's", n, buf[:n], num)
 	}
 	// A second Close must not close the number again (it is the pipe's now).
-	_ = w.Close(p)
+	if err := w.Close(p); !errors.Is(err, ErrClosed) {
+		t.Fatalf("second Close: %v, want ErrClosed", err)
+	}
 	if _, err := unix.FcntlInt(uintptr(num), unix.F_GETFD, 0); err != nil {
 		t.Fatalf("second Close closed fd %d, which it no longer owned: %v", num, err)
 	}
