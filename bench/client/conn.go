@@ -28,6 +28,11 @@ type Conn struct {
 	fragOp OpCode
 	// gotClose: the server's close frame has arrived.
 	gotClose bool
+	// paused: input is left in the kernel (PauseReading).
+	paused bool
+	// ownRequest: DialOptions.Request, queued in out, replaces the upgrade
+	// request.
+	ownRequest bool
 
 	// Tag is the caller's: typically an index into its own per-connection
 	// table. The engine never reads it.

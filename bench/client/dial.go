@@ -8,8 +8,9 @@ import (
 )
 
 // dialSocket creates a non-blocking TCP socket, binds it to src when src is
-// valid, and starts connecting it to dst. The caller owns the returned fd.
-func dialSocket(dst netip.AddrPort, src netip.Addr) (int, error) {
+// valid, sets its receive buffer to rcvbuf bytes when positive, and starts
+// connecting it to dst. The caller owns the returned fd.
+func dialSocket(dst netip.AddrPort, src netip.Addr, rcvbuf int) (int, error) {
 	family := unix.AF_INET
 	if dst.Addr().Is6() && !dst.Addr().Is4In6() {
 		family = unix.AF_INET6
@@ -26,6 +27,13 @@ func dialSocket(dst netip.AddrPort, src netip.Addr) (int, error) {
 	// once, as with any WebSocket client.
 	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
 		return fail("setsockopt", err)
+	}
+	// Before connect: the window scale offered in the SYN follows the
+	// receive buffer, and a buffer set later would not shrink it.
+	if rcvbuf > 0 {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf); err != nil {
+			return fail("setsockopt", err)
+		}
 	}
 	if src.IsValid() {
 		// Without IP_BIND_ADDRESS_NO_PORT, bind picks a port unique to the

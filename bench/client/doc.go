@@ -18,6 +18,11 @@
 // the closing handshake. It knows nothing of what the messages mean; a
 // Handler does.
 //
+// For soak tests a connection can also misbehave on purpose (hostile.go):
+// stop reading (PauseReading), write bytes that are not valid frames
+// (SendRaw, AppendFrame), hang up without a closing handshake (Abort), or
+// send half an upgrade request and wait (DialWith and DialOptions.Request).
+//
 // Usage:
 //
 //	l, _ := client.New(client.Options{Addr: addr, Path: "/ws"}, handler)

@@ -63,6 +63,8 @@ func Reason(err error) string {
 		return "close_timeout"
 	case errors.Is(err, ErrShutdown):
 		return "shutdown"
+	case errors.Is(err, ErrAborted):
+		return "aborted"
 	case errors.Is(err, ErrEOF):
 		return "eof"
 	case errors.Is(err, ErrProtocol):

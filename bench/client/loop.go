@@ -283,18 +283,30 @@ func (l *Loop) close() {
 // Dial starts a connection from source address src (the zero Addr lets the
 // kernel choose). OnOpen or OnClose follows, unless Dial returns an error:
 // then there is no connection and no callback. Loop goroutine only.
-func (l *Loop) Dial(src netip.Addr) (*Conn, error) {
+func (l *Loop) Dial(src netip.Addr) (*Conn, error) { return l.DialWith(src, DialOptions{}) }
+
+// DialWith is Dial with settings of this connection's own (see
+// DialOptions). Loop goroutine only.
+func (l *Loop) DialWith(src netip.Addr, o DialOptions) (*Conn, error) {
 	if l.stopping {
 		return nil, ErrStopped
 	}
-	fd, err := dialSocket(l.opts.Addr, src)
+	fd, err := dialSocket(l.opts.Addr, src, o.RecvBuffer)
 	if err != nil {
 		return nil, err
 	}
 	l.gen++
 	c := &Conn{loop: l, fd: fd, gen: l.gen, state: stateConnecting}
 	c.dialed = l.now()
-	c.deadline = c.dialed + int64(l.opts.HandshakeTimeout)
+	timeout := l.opts.HandshakeTimeout
+	if o.Timeout > 0 {
+		timeout = o.Timeout
+	}
+	c.deadline = c.dialed + int64(timeout)
+	if o.Request != nil {
+		c.ownRequest = true
+		c.out = append([]byte(nil), o.Request...)
+	}
 	ev := unix.EpollEvent{Events: connInterest, Fd: int32(fd), Pad: int32(c.gen)}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		unix.Close(fd)
@@ -381,6 +393,10 @@ func (l *Loop) onEvent(c *Conn, ev uint32) {
 			return
 		}
 		c.state = stateHandshaking
+		if c.ownRequest {
+			l.flush(c) // DialOptions.Request, queued at Dial
+			return
+		}
 		key := handshakeKey(l.opts.Seed ^ uint64(c.gen))
 		l.wbuf = l.req.appendRequest(l.wbuf[:0], &key)
 		l.write(c, l.wbuf)
@@ -388,6 +404,9 @@ func (l *Loop) onEvent(c *Conn, ev uint32) {
 	}
 	if ev&unix.EPOLLOUT != 0 && len(c.out) > 0 {
 		l.flush(c)
+	}
+	if c.paused {
+		return // ResumeReading reads what came meanwhile
 	}
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		l.readAll(c, ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0)

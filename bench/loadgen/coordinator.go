@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/shardgate/shardgate/bench/hist"
@@ -54,6 +56,8 @@ type Config struct {
 	OnProgress func(Progress)
 	// Command is the command line, for the report.
 	Command string
+	// Soak holds the soak scenario's own settings.
+	Soak SoakConfig
 }
 
 // Progress is a snapshot of a running run.
@@ -93,6 +97,9 @@ func (c *Config) setDefaults() {
 	if c.Spawn == nil {
 		c.Spawn = InProcessSpawner()
 	}
+	if c.Scenario == ScenarioSoak {
+		c.Soak.setDefaults()
+	}
 }
 
 // plans splits the run over the workers: connections in contiguous
@@ -120,6 +127,9 @@ func (c *Config) plans() []Plan {
 			ConnectRate: rate, Inflight: c.Inflight,
 			Channels: c.Channels, ChannelPrefix: c.ChannelPrefix, Size: c.Size,
 			HandshakeTimeout: c.HandshakeTimeout, CloseTimeout: c.CloseTimeout, ProgressEvery: c.ProgressEvery,
+		}
+		if c.Scenario == ScenarioSoak {
+			plans[i].Soak = c.soakPlan(i)
 		}
 		first += n
 	}
@@ -151,6 +161,7 @@ type workerState struct {
 	atReady    Usage
 	perChannel []int64
 	result     *result
+	churnDone  bool          // soak: its churn is over
 	ended      bool          // its event stream ended
 	readerDone chan struct{} // closed when the event reader returns
 }
@@ -170,7 +181,8 @@ type coordinator struct {
 	workers []*workerState
 	events  chan workerEvent
 
-	pub *publisher
+	pub  *publisher
+	soak *soakState
 	// The parent's usage when the measured phase began and ended.
 	selfLoaded, selfEnd Usage
 	loadedAt, endAt     time.Time
@@ -230,6 +242,8 @@ func Run(ctx context.Context, cfg Config) (*report.Report, error) {
 		if err = c.sendAll(command{Cmd: cmdGo}); err == nil {
 			_, err = c.waitUntil(ctx, time.Now().Add(cfg.Duration), nil, never)
 		}
+	case ScenarioSoak:
+		err = c.runSoak(ctx, rep)
 	default:
 		err = fmt.Errorf("loadgen: unknown scenario %q", cfg.Scenario)
 	}
@@ -243,7 +257,7 @@ func Run(ctx context.Context, cfg Config) (*report.Report, error) {
 	}
 
 	c.phase = "closing"
-	if err := c.sendAll(command{Cmd: cmdStop}); err != nil {
+	if err := c.sendAll(command{Cmd: cmdStop, Stream: c.streamEnd()}); err != nil {
 		return nil, err
 	}
 	deadline := time.Now().Add(cfg.CloseTimeout + 30*time.Second)
@@ -395,6 +409,9 @@ func (c *coordinator) handle(we workerEvent) error {
 		if ev.Usage != nil {
 			w.atReady = *ev.Usage
 		}
+	case evChurnDone:
+		w.stats = ev.Stats
+		w.churnDone = true
 	case evResult:
 		w.stats = ev.Stats
 		w.result = ev.Result
@@ -419,6 +436,9 @@ func (c *coordinator) report() {
 	p := Progress{Phase: c.phase, Elapsed: time.Since(c.start), Conns: c.cfg.Conns, Stats: c.total()}
 	if c.pub != nil {
 		p.Published, p.Expected = c.pub.counts()
+	}
+	if c.soak != nil && c.soak.stream != nil {
+		p.Published, p.Expected = c.soak.stream.counts()
 	}
 	c.cfg.OnProgress(p)
 }
@@ -489,6 +509,8 @@ func (c *coordinator) newReport() *report.Report {
 		rep.Params.Channels, rep.Params.Rate, rep.Params.Size, rep.Params.DurationS = cfg.Channels, cfg.Rate, cfg.Size, cfg.Duration.Seconds()
 	case ScenarioEcho:
 		rep.Params.Size, rep.Params.DurationS = cfg.Size, cfg.Duration.Seconds()
+	case ScenarioSoak:
+		rep.Params.Channels, rep.Params.Rate, rep.Params.Size, rep.Params.DurationS = cfg.Channels, cfg.Rate, cfg.Size, cfg.Duration.Seconds()
 	}
 	rep.Server.MetricsURL = c.tgt.MetricsURL(cfg.AdminURL)
 	return rep
@@ -599,6 +621,12 @@ func (c *coordinator) fill(rep *report.Report, self, children Usage) {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("%d of %d messages not delivered within -wait %s", f.Expected-f.Delivered, f.Expected, cfg.Wait))
 		}
 		rep.Fanout = f
+	case ScenarioSoak:
+		l := report.LatencyOf(lat)
+		c.fillSoak(rep, total, &l)
+		for _, code := range slices.Sorted(maps.Keys(errs)) {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("steady connections got %d messages they could not use (%s)", errs[code], code))
+		}
 	case ScenarioEcho:
 		rep.Echo = &report.Echo{
 			RoundTrips: total.RoundTrips, Seconds: round3(echoWindow), PerSecond: round3(echoRate),

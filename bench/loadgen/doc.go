@@ -11,8 +11,10 @@
 //	parent → worker   {"cmd":"start","plan":{...}}   open connections, subscribe
 //	worker → parent   {"ev":"progress",...}           every ProgressEvery
 //	worker → parent   {"ev":"ready",...}              every connection resolved
-//	parent → worker   {"cmd":"go"}                    echo: start round trips
+//	parent → worker   {"cmd":"go"}                    echo: start round trips; soak: start the churn
+//	worker → parent   {"ev":"churn_done",...}         soak: churn period over, its connections ended
 //	parent → worker   {"cmd":"stop"}                  close everything, report
+//	                                                  (soak: with what was published, to count losses)
 //	worker → parent   {"ev":"result",...}             histograms and counts
 //
 // then the parent closes the worker's stdin and the worker exits. A worker

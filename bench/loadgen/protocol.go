@@ -13,6 +13,7 @@ const (
 	ScenarioConnect = "connect"
 	ScenarioFanout  = "fanout"
 	ScenarioEcho    = "echo"
+	ScenarioSoak    = "soak"
 )
 
 // Plan is one worker's share of a run.
@@ -38,6 +39,8 @@ type Plan struct {
 	HandshakeTimeout time.Duration `json:"handshake_timeout"`
 	CloseTimeout     time.Duration `json:"close_timeout"`
 	ProgressEvery    time.Duration `json:"progress_every"`
+	// Soak is the churn this worker runs beside its steady subscribers.
+	Soak *SoakPlan `json:"soak,omitempty"`
 }
 
 // fanoutChannel names fanout channel i.
@@ -56,6 +59,9 @@ const (
 type command struct {
 	Cmd  string `json:"cmd"`
 	Plan *Plan  `json:"plan,omitempty"`
+	// Stream, with a soak's stop, is what was published: the worker
+	// counts what its subscribers lost against it.
+	Stream *streamEnd `json:"stream,omitempty"`
 }
 
 // Events, worker → parent.
@@ -64,6 +70,9 @@ const (
 	evReady    = "ready"
 	evResult   = "result"
 	evError    = "error"
+	// evChurnDone: a soak worker's churn period is over and every churn
+	// connection it started has ended.
+	evChurnDone = "churn_done"
 )
 
 type event struct {
@@ -85,7 +94,13 @@ type Stats struct {
 	Dropped    int64 `json:"dropped"`
 	Delivered  int64 `json:"delivered"`
 	Reordered  int64 `json:"reordered"`
+	// Duplicated counts soak messages that arrived twice on a connection.
+	Duplicated int64 `json:"duplicated,omitempty"`
 	RoundTrips int64 `json:"round_trips"`
+	// Churn operations of a soak: started, and ended as expected or not.
+	ChurnStarted int64 `json:"churn_started,omitempty"`
+	ChurnDone    int64 `json:"churn_done,omitempty"`
+	ChurnFailed  int64 `json:"churn_failed,omitempty"`
 	// Unix nanoseconds of the first Dial and of the last upgrade.
 	FirstDial int64 `json:"first_dial"`
 	LastOpen  int64 `json:"last_open"`
@@ -98,7 +113,11 @@ func (s *Stats) add(o Stats) {
 	s.Dropped += o.Dropped
 	s.Delivered += o.Delivered
 	s.Reordered += o.Reordered
+	s.Duplicated += o.Duplicated
 	s.RoundTrips += o.RoundTrips
+	s.ChurnStarted += o.ChurnStarted
+	s.ChurnDone += o.ChurnDone
+	s.ChurnFailed += o.ChurnFailed
 	if o.FirstDial != 0 && (s.FirstDial == 0 || o.FirstDial < s.FirstDial) {
 		s.FirstDial = o.FirstDial
 	}
@@ -120,4 +139,6 @@ type result struct {
 	// closing its connections; Usage is at the very end.
 	AtStop Usage `json:"at_stop"`
 	Usage  Usage `json:"usage"`
+	// Soak: what the steady subscribers lost and how the churn went.
+	Soak *soakResult `json:"soak,omitempty"`
 }

@@ -96,18 +96,32 @@ func (p *publisher) run(ctx context.Context) {
 }
 
 func (p *publisher) publish(ctx context.Context, channel string, data []byte) error {
-	req, err := p.tgt.NewPublishRequest(p.cfg.AdminURL, channel, data)
+	return publishOnce(ctx, p.httpc, p.tgt, p.cfg.AdminURL, channel, data)
+}
+
+// statusError is a publish the server answered with an error: the message
+// was not accepted. Any other publish error leaves the outcome unknown.
+type statusError struct {
+	code int
+	body []byte
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("HTTP %d: %.100s", e.code, e.body) }
+
+// publishOnce publishes data to channel through the server's HTTP API.
+func publishOnce(ctx context.Context, httpc *http.Client, tgt target.Target, adminURL, channel string, data []byte) error {
+	req, err := tgt.NewPublishRequest(adminURL, channel, data)
 	if err != nil {
 		return err
 	}
-	resp, err := p.httpc.Do(req.WithContext(ctx))
+	resp, err := httpc.Do(req.WithContext(ctx))
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("HTTP %d: %.100s", resp.StatusCode, body)
+		return &statusError{code: resp.StatusCode, body: body}
 	}
 	return nil
 }

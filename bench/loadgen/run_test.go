@@ -139,3 +139,39 @@ func TestCancel(t *testing.T) {
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
+
+// A short soak against the gorilla peer, workers in-process: the stream
+// arrives whole while the behaviours the peer handles like shardgate
+// churn beside it, and the server is sampled.
+func TestRunInProcessSoak(t *testing.T) {
+	s := startHub(t)
+	cfg := config(ScenarioSoak, s.Addr().String(), s.AdminAddr().String())
+	cfg.Conns, cfg.Channels, cfg.Rate, cfg.Duration = 40, 2, 40, time.Second
+	cfg.Soak = SoakConfig{
+		Churn: 40, Behaviours: []string{"clean-close", "abrupt-close", "silent", "ping-flood"},
+		Hold: 100 * time.Millisecond, PingFlood: 50,
+		SampleInterval: 200 * time.Millisecond, Settle: 2 * time.Second,
+	}
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk := rep.Soak
+	if sk == nil || sk.Subscribed != 40 || sk.Published != 40 || sk.Delivered != sk.Expected || sk.Expected != 40*20 {
+		t.Fatalf("soak: %+v", sk)
+	}
+	if sk.Lost != 0 || sk.Duplicated != 0 || sk.Reordered != 0 {
+		t.Fatalf("lost %d, duplicated %d, reordered %d", sk.Lost, sk.Duplicated, sk.Reordered)
+	}
+	if len(sk.Churn) != 4 {
+		t.Fatalf("churn: %+v", sk.Churn)
+	}
+	for _, c := range sk.Churn {
+		if c.Started < 5 || c.Done != c.Started || c.Failed != 0 {
+			t.Errorf("churn %s: %+v", c.Behaviour, c)
+		}
+	}
+	if sk.Start == nil || sk.End == nil || len(sk.Samples) < 3 || sk.Samples[len(sk.Samples)-1].Phase != phaseEnd {
+		t.Fatalf("samples: %+v", sk.Samples)
+	}
+}

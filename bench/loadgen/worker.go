@@ -61,9 +61,9 @@ func RunWorker(in io.Reader, out io.Writer) error {
 				cmds = nil
 				w.loop.Stop() // no-op after a normal end
 			case c.Cmd == cmdGo:
-				w.loop.Do(w.beginEcho)
+				w.loop.Do(w.begin)
 			case c.Cmd == cmdStop:
-				w.loop.Do(w.stop)
+				w.loop.Do(func() { w.stop(c.Stream) })
 			}
 		case runErr = <-runDone:
 			running = false
@@ -98,9 +98,12 @@ const (
 type connRec struct {
 	conn    *client.Conn
 	phase   uint8
-	waiting bool   // echo: a publish is out, its message not back yet
-	lastSeq uint64 // highest sequence number seen, for reorder detection
-	sentSeq uint64 // echo: sequence number of the publish out
+	waiting bool // echo: a publish is out, its message not back yet
+	// subscribed: the subscribe succeeded (the connection may have been
+	// dropped since); a soak counts what it lost.
+	subscribed bool
+	lastSeq    uint64 // highest sequence number seen, for reorder detection
+	sentSeq    uint64 // echo: sequence number of the publish out
 	// openedAt is the loop clock at the upgrade: hello and subscribe get
 	// Plan.HandshakeTimeout from there.
 	openedAt time.Duration
@@ -115,7 +118,11 @@ type worker struct {
 	em      *emitter
 	sources []netip.Addr
 	recs    []connRec
-	chans   []string // fanout channel names, by index
+	chans   []string // fanout and soak channel names, by index
+	// Soak: runs of numbers missing on steady connections, only for
+	// connections that have some (see soak_seq.go), and the churn.
+	gaps  map[int][]seqRange
+	churn *churner
 
 	stats      Stats
 	perChannel []int64
@@ -174,7 +181,7 @@ func newWorker(p Plan, em *emitter) (*worker, error) {
 		}
 		w.sources = append(w.sources, a)
 	}
-	if p.Scenario == ScenarioFanout {
+	if p.Scenario == ScenarioFanout || p.Scenario == ScenarioSoak {
 		w.perChannel = make([]int64, p.Channels)
 		for i := range p.Channels {
 			w.chans = append(w.chans, fanoutChannel(p.ChannelPrefix, i))
@@ -186,6 +193,15 @@ func newWorker(p Plan, em *emitter) (*worker, error) {
 	}
 	if u.RawQuery != "" {
 		path += "?" + u.RawQuery
+	}
+	if p.Scenario == ScenarioSoak {
+		if p.Soak == nil {
+			return nil, fmt.Errorf("loadgen: worker: soak plan without churn settings")
+		}
+		w.gaps = map[int][]seqRange{}
+		if w.churn, err = newChurner(w, *p.Soak, u.Host, path); err != nil {
+			return nil, err
+		}
 	}
 	w.loop, err = client.New(client.Options{
 		Addr:             addr,
@@ -314,6 +330,10 @@ func (w *worker) ready(r *connRec) {
 
 // OnOpen sends the target's hello, or goes on to subscribe.
 func (w *worker) OnOpen(c *client.Conn) {
+	if c.Tag < 0 {
+		w.churn.onOpen(c)
+		return
+	}
 	r := &w.recs[c.Tag]
 	w.handshake.Record(int64(c.HandshakeTime()))
 	w.stats.LastOpen = time.Now().UnixNano()
@@ -332,7 +352,7 @@ func (w *worker) OnOpen(c *client.Conn) {
 func (w *worker) afterHello(r *connRec) {
 	var channel string
 	switch w.plan.Scenario {
-	case ScenarioFanout:
+	case ScenarioFanout, ScenarioSoak:
 		channel = w.chans[(w.plan.First+r.conn.Tag)%w.plan.Channels]
 	case ScenarioEcho:
 		channel = echoChannel(w.plan.ChannelPrefix, w.plan.First+r.conn.Tag)
@@ -347,6 +367,10 @@ func (w *worker) afterHello(r *connRec) {
 }
 
 func (w *worker) OnMessage(c *client.Conn, msg []byte) {
+	if c.Tag < 0 {
+		w.churn.onMessage(c, msg)
+		return
+	}
 	r := &w.recs[c.Tag]
 	var err error
 	w.evs, err = w.tgt.Parse(msg, w.evs[:0])
@@ -364,7 +388,8 @@ func (w *worker) OnMessage(c *client.Conn, msg []byte) {
 		case target.KindSubscribed:
 			if r.phase == phaseSubscribing {
 				w.stats.Subscribed++
-				if w.plan.Scenario == ScenarioFanout {
+				r.subscribed = true
+				if w.perChannel != nil {
 					w.perChannel[(w.plan.First+c.Tag)%w.plan.Channels]++
 				}
 				w.ready(r)
@@ -387,6 +412,10 @@ func (w *worker) onData(r *connRec, data []byte) {
 		return
 	}
 	now := time.Now().UnixNano()
+	if w.plan.Scenario == ScenarioSoak {
+		w.onStream(r, now-sent, seq)
+		return
+	}
 	if seq <= r.lastSeq {
 		w.stats.Reordered++
 	} else {
@@ -432,6 +461,10 @@ func (w *worker) onError(r *connRec, code string) {
 }
 
 func (w *worker) OnClose(c *client.Conn, err error) {
+	if c.Tag < 0 {
+		w.churn.onClose(c, err)
+		return
+	}
 	r := &w.recs[c.Tag]
 	switch r.phase {
 	case phaseGone:
@@ -443,6 +476,17 @@ func (w *worker) OnClose(c *client.Conn, err error) {
 		}
 	default:
 		w.fail(c.Tag, client.Reason(err))
+	}
+}
+
+// begin starts the measured phase where the coordinator says when: echo's
+// round trips, a soak's churn.
+func (w *worker) begin() {
+	switch w.plan.Scenario {
+	case ScenarioEcho:
+		w.beginEcho()
+	case ScenarioSoak:
+		w.churn.begin()
 	}
 }
 
@@ -470,10 +514,15 @@ func (w *worker) echoSend(r *connRec) {
 }
 
 // stop ends the measured phase, closes every connection, reports, and
-// stops the loop.
-func (w *worker) stop() {
+// stops the loop. A soak's stop says what was published, for the count of
+// what was lost.
+func (w *worker) stop(stream *streamEnd) {
 	if w.stopping {
 		return
+	}
+	var soak *soakResult
+	if w.plan.Scenario == ScenarioSoak {
+		soak = &soakResult{Lost: w.lost(stream)}
 	}
 	if w.echoRunning {
 		w.echoRunning = false
@@ -493,6 +542,7 @@ func (w *worker) stop() {
 			EchoEnd:   w.echoEnd,
 			AtStop:    atStop,
 			Usage:     getUsage(unix.RUSAGE_SELF),
+			Soak:      w.soakResult(soak),
 		}})
 		w.loop.Stop()
 	})

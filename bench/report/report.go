@@ -29,6 +29,7 @@ type Report struct {
 	Connect   Connect   `json:"connect"`
 	Fanout    *Fanout   `json:"fanout,omitempty"`
 	Echo      *Echo     `json:"echo,omitempty"`
+	Soak      *Soak     `json:"soak,omitempty"`
 	Server    Server    `json:"server"`
 	Generator Generator `json:"generator"`
 	// HostCPU is the whole machine during the measured phase: what

@@ -39,6 +39,9 @@ func WriteTable(w io.Writer, r *Report) error {
 		t.printf("latency", "%s", latency(e.Latency))
 	}
 	t.blank()
+	if r.Soak != nil {
+		writeSoak(t, r.Soak)
+	}
 
 	s := r.Server
 	switch {
@@ -68,6 +71,10 @@ func WriteTable(w io.Writer, r *Report) error {
 	}
 	for _, warn := range r.Warnings {
 		t.printf("warning", "%s", warn)
+	}
+	if r.Soak != nil {
+		t.blank()
+		writeVerdict(t, r.Soak)
 	}
 	return t.err
 }
@@ -112,6 +119,8 @@ func params(r *Report) string {
 		fmt.Fprintf(&b, "; %d channel(s), %g msg/s × %d B for %gs", p.Channels, p.Rate, p.Size, p.DurationS)
 	case "echo":
 		fmt.Fprintf(&b, "; %d B for %gs", p.Size, p.DurationS)
+	case "soak":
+		fmt.Fprintf(&b, "; %d channel(s), %g msg/s × %d B for %gs", p.Channels, p.Rate, p.Size, p.DurationS)
 	}
 	return b.String()
 }

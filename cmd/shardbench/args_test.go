@@ -50,6 +50,23 @@ func TestArgumentErrors(t *testing.T) {
 		{[]string{"fanout", "-hold", "1s"}, "-hold"}, // not a flag of fanout
 		{[]string{"echo", "-duration", "-1s"}, "-duration"},
 		{[]string{"echo", "-rate", "5"}, "-rate"}, // not a flag of echo
+		{[]string{"soak", "-rate", "0"}, "-rate"},
+		{[]string{"soak", "-channels", "0"}, "-channels"},
+		{[]string{"soak", "-duration", "1s", "-rate", "1", "-channels", "4"}, "-duration"},
+		{[]string{"soak", "-churn", "-1"}, "-churn"},
+		{[]string{"soak", "-behaviours", "clean-close,teleport"}, "-behaviours"},
+		{[]string{"soak", "-churn-hold", "0s"}, "-churn-hold"},
+		{[]string{"soak", "-stall", "0s"}, "-stall"},
+		{[]string{"soak", "-server-timeout", "0s"}, "-server-timeout"},
+		{[]string{"soak", "-ping-flood", "0"}, "-ping-flood"},
+		{[]string{"soak", "-ballast-size", "0"}, "-ballast-size"},
+		{[]string{"soak", "-sample-interval", "0s"}, "-sample-interval"},
+		{[]string{"soak", "-settle", "0s"}, "-settle"},
+		{[]string{"soak", "-fd-slack", "-1"}, "-fd-slack"},
+		{[]string{"soak", "-rss-slack-mib", "-1"}, "-rss-slack-mib"},
+		{[]string{"soak", "-conns", "19900", "-churn", "100", "-procs", "1"}, "-procs"}, // the churn needs sockets too
+		{[]string{"soak", "-hold", "1s"}, "-hold"},                                      // connect's; soak has -churn-hold
+		{[]string{"fanout", "-churn", "1"}, "-churn"},                                   // not a flag of fanout
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -76,7 +93,7 @@ func TestArgumentErrors(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"-h"}, {"help"}, {"fanout", "-h"}} {
+	for _, args := range [][]string{{"-h"}, {"help"}, {"fanout", "-h"}, {"soak", "-h"}} {
 		var stdout, stderr bytes.Buffer
 		if code := run(args, &stdout, &stderr); code != 0 || stderr.Len() != 0 || !strings.Contains(stdout.String(), "usage: shardbench") {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, stdout.String(), stderr.String())
@@ -87,6 +104,14 @@ func TestHelp(t *testing.T) {
 	for _, flag := range []string{"-url", "-admin-url", "-target", "-source-ips", "-procs", "-json", "-channels", "-rate", "-size", "-duration"} {
 		if !strings.Contains(stdout.String(), flag+" ") {
 			t.Errorf("fanout -h does not list %s", flag)
+		}
+	}
+	stdout.Reset()
+	run([]string{"soak", "-h"}, &stdout, &bytes.Buffer{})
+	for _, want := range []string{"-churn ", "-behaviours ", "-sample-interval ", "-settle ", "-fd-slack ", "-rss-slack-pct ",
+		"stop-reading", "FAIL (exit status 3"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("soak -h does not mention %q", want)
 		}
 	}
 }
@@ -113,6 +138,18 @@ func TestDefaults(t *testing.T) {
 	want := "ws://127.0.0.1:8080/ws http://127.0.0.1:9090 127.0.0.1:8080 8 1 10 256 10s"
 	if got != want {
 		t.Fatalf("defaults %q, want %q", got, want)
+	}
+	o, err = parseArgs([]string{"soak"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = o.cfg
+	s := c.Soak
+	got = fmt.Sprintf("%d %d %g %v %g %d %v %v %v %v %g %g %g %g", c.Conns, c.Channels, c.Rate, c.Duration, s.Churn, len(s.Behaviours),
+		s.Hold, s.Stall, s.SampleInterval, s.Settle, s.Limits.OpenFDs, s.Limits.Goroutines, s.Limits.RSSPct, s.Limits.RSSSlackBytes/(1<<20))
+	want = "1000 4 10 1m0s 10 7 2s 10s 10s 15s 20 10 25 20"
+	if got != want {
+		t.Fatalf("soak defaults %q, want %q", got, want)
 	}
 	o, err = parseArgs([]string{"connect", "-target", "gorillahub", "-source-ips", "none"}, &bytes.Buffer{})
 	if err != nil || o.cfg.URL != "ws://127.0.0.1:8090/ws" || o.cfg.SourceIPs != nil {

@@ -43,6 +43,11 @@ scenarios:
            delivered/expected, latency percentiles, deliveries/s
   echo     each connection publishes to its own channel and waits for its
            message; report round trips/s and latency percentiles
+  soak     -conns steady subscribers check a numbered stream for -duration
+           while connections churn and misbehave beside them; sample the
+           server's fds, goroutines, RSS and connections; PASS or FAIL
+           (exit 3) on loss, duplicates, reordering, churn the server got
+           wrong, or a leak
 
 Targets are loopback unless -url and -admin-url both name another host.
 Run "shardbench <scenario> -h" for the flags of a scenario.
@@ -52,16 +57,16 @@ Run "shardbench <scenario> -h" for the flags of a scenario.
 // the flag at fault; -h prints usage to out and returns errHelp.
 func parseArgs(args []string, out io.Writer) (options, error) {
 	if len(args) == 0 {
-		return options{}, errors.New("missing scenario (connect, fanout or echo); see shardbench -h")
+		return options{}, errors.New("missing scenario (connect, fanout, echo or soak); see shardbench -h")
 	}
 	scenario := args[0]
 	switch scenario {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(out, usageHead)
 		return options{}, errHelp
-	case loadgen.ScenarioConnect, loadgen.ScenarioFanout, loadgen.ScenarioEcho:
+	case loadgen.ScenarioConnect, loadgen.ScenarioFanout, loadgen.ScenarioEcho, loadgen.ScenarioSoak:
 	default:
-		return options{}, fmt.Errorf("unknown scenario %q (want connect, fanout or echo)", scenario)
+		return options{}, fmt.Errorf("unknown scenario %q (want connect, fanout, echo or soak)", scenario)
 	}
 
 	var (
@@ -72,6 +77,8 @@ func parseArgs(args []string, out io.Writer) (options, error) {
 		connRate                  float64
 		defaultConns, defaultSize int
 		defaultDuration           time.Duration
+		behaviours                string
+		rssSlackMiB               float64
 	)
 	c.Scenario = scenario
 	switch scenario {
@@ -81,6 +88,8 @@ func parseArgs(args []string, out io.Writer) (options, error) {
 		defaultConns, defaultSize, defaultDuration = 1000, 256, 10*time.Second
 	case loadgen.ScenarioEcho:
 		defaultConns, defaultSize, defaultDuration = 100, 64, 10*time.Second
+	case loadgen.ScenarioSoak:
+		defaultConns, defaultSize, defaultDuration = 1000, 64, 60*time.Second
 	}
 
 	fs := flag.NewFlagSet("shardbench "+scenario, flag.ContinueOnError)
@@ -112,11 +121,36 @@ func parseArgs(args []string, out io.Writer) (options, error) {
 		fs.Float64Var(&connRate, "connect-rate", 0, "connections per second (0: as fast as -inflight allows)")
 		fs.IntVar(&c.Size, "size", defaultSize, "bytes of each message's data")
 		fs.DurationVar(&c.Duration, "duration", defaultDuration, "how long to run round trips")
+	case loadgen.ScenarioSoak:
+		s := &c.Soak
+		fs.Float64Var(&connRate, "connect-rate", 0, "steady connections per second (0: as fast as -inflight allows)")
+		fs.IntVar(&c.Channels, "channels", 4, "stream channels; steady connection i subscribes to channel i mod -channels")
+		fs.Float64Var(&c.Rate, "rate", 10, "stream messages per second, over all channels")
+		fs.IntVar(&c.Size, "size", defaultSize, "bytes of each stream message's data")
+		fs.DurationVar(&c.Duration, "duration", defaultDuration, "how long to publish the stream and churn")
+		fs.Float64Var(&s.Churn, "churn", 10, "churn connections started per second, going round -behaviours (0: none)")
+		fs.StringVar(&behaviours, "behaviours", strings.Join(loadgen.Behaviours(), ","), "churn behaviours, comma list")
+		fs.DurationVar(&s.Hold, "churn-hold", 2*time.Second, "how long a clean, abrupt, silent or ping-flood connection lives")
+		fs.DurationVar(&s.Stall, "stall", 10*time.Second, "how long a stop-reading connection does not read (the server must close it meanwhile)")
+		fs.DurationVar(&s.ServerTimeout, "server-timeout", 20*time.Second, "how long churn waits for the server's part: dropping a stalled handshake (longer than its\n-handshake-timeout), closing after a malformed frame or a stopped reader")
+		fs.IntVar(&s.PingFlood, "ping-flood", 1000, "pings a ping-flood connection sends without reading")
+		fs.Float64Var(&s.BallastRate, "ballast-rate", 50, "ballast messages per second to the channel of stop-reading connections")
+		fs.IntVar(&s.BallastSize, "ballast-size", 32<<10, "bytes of each ballast message's data (under the server's -max-message-bytes)")
+		fs.DurationVar(&s.SampleInterval, "sample-interval", 10*time.Second, "period of the server /metrics samples")
+		fs.DurationVar(&s.Settle, "settle", 15*time.Second, "how long, after the churn, the server may take to deliver the rest and release resources")
+		fs.Float64Var(&s.Limits.OpenFDs, "fd-slack", 20, "open fds the server may hold above the start sample at the end")
+		fs.Float64Var(&s.Limits.Goroutines, "goroutine-slack", 10, "goroutines the server may run above the start sample at the end")
+		fs.Float64Var(&s.Limits.RSSPct, "rss-slack-pct", 25, "RSS growth allowed at the end, percent of the RSS baseline")
+		fs.Float64Var(&rssSlackMiB, "rss-slack-mib", 20, "RSS growth allowed at the end on top of -rss-slack-pct, MiB")
 	}
 
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(out, "usage: shardbench %s [flags]\n\nflags:\n", scenario)
+			fmt.Fprintf(out, "usage: shardbench %s [flags]\n\n", scenario)
+			if scenario == loadgen.ScenarioSoak {
+				fmt.Fprint(out, soakUsage)
+			}
+			fmt.Fprint(out, "flags:\n")
 			fs.SetOutput(out)
 			fs.PrintDefaults()
 			return options{}, errHelp
@@ -170,6 +204,11 @@ func parseArgs(args []string, out io.Writer) (options, error) {
 			return options{}, bad("duration", c.Duration, fmt.Sprintf("publishes nothing at -rate %g", c.Rate))
 		case c.Wait < 0:
 			return options{}, bad("wait", c.Wait, "must not be negative")
+		}
+	}
+	if scenario == loadgen.ScenarioSoak {
+		if err := checkSoak(&o, behaviours, rssSlackMiB, bad); err != nil {
+			return options{}, err
 		}
 	}
 	if scenario != loadgen.ScenarioConnect {
@@ -237,7 +276,7 @@ func parseArgs(args []string, out io.Writer) (options, error) {
 	if perProc < 1 {
 		return options{}, bad("procs", c.Procs, "the open-file limit leaves no room for connections")
 	}
-	need := (c.Conns + perProc - 1) / perProc
+	need := (c.Conns + churnFDs(c) + perProc - 1) / perProc
 	if c.Procs == 0 {
 		c.Procs = need
 	} else if c.Procs < need {

@@ -7,10 +7,12 @@
 //	shardbench connect -conns 19000 -procs 2
 //	shardbench fanout -conns 15000 -channels 1 -rate 10 -size 256 -duration 30s -procs 2
 //	shardbench echo -conns 1000 -duration 10s
+//	shardbench soak -conns 15000 -duration 30m -churn 20 -procs 2
 //	shardbench <scenario> -h   (flags of a scenario)
 //
 // Exit status: 0 after a run (its report may carry warnings), 1 when the
-// run could not be carried out, 2 for bad arguments.
+// run could not be carried out, 2 for bad arguments, 3 for a soak whose
+// verdict is FAIL.
 package main
 
 import (
@@ -28,6 +30,10 @@ import (
 
 // workerCommand is the hidden command the parent runs its workers with.
 const workerCommand = "worker"
+
+// exitSoakFailed is the exit status of a soak that ran and failed its
+// verdict.
+const exitSoakFailed = 3
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -63,7 +69,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shardbench: %v\n", err)
 		return 1
 	}
-	return writeReport(rep, opts.jsonPath, stdout, stderr)
+	if code := writeReport(rep, opts.jsonPath, stdout, stderr); code != 0 {
+		return code
+	}
+	return verdict(rep, opts.jsonPath, stderr)
+}
+
+// verdict is the exit status of a run that was reported: a soak that
+// failed its verdict says why on stderr too when its report went to stdout
+// as JSON (the table already carries the FAIL lines).
+func verdict(rep *report.Report, jsonPath string, stderr io.Writer) int {
+	if rep.Soak == nil || rep.Soak.Pass {
+		return 0
+	}
+	if jsonPath == "-" {
+		fmt.Fprint(stderr, report.FailLines(rep.Soak))
+	}
+	return exitSoakFailed
 }
 
 func writeReport(rep *report.Report, jsonPath string, stdout, stderr io.Writer) int {

@@ -60,5 +60,11 @@ func progressLine(s loadgen.Progress) string {
 	case st.RoundTrips > 0:
 		line += fmt.Sprintf(" | round trips %d", st.RoundTrips)
 	}
+	if st.Duplicated > 0 || st.Reordered > 0 {
+		line += fmt.Sprintf(", %d duplicated, %d reordered", st.Duplicated, st.Reordered)
+	}
+	if st.ChurnStarted > 0 {
+		line += fmt.Sprintf(" | churn %d: %d done, %d failed", st.ChurnStarted, st.ChurnDone, st.ChurnFailed)
+	}
 	return line
 }
