@@ -11,10 +11,12 @@ type pollEvent = poller.Event
 
 const pollInterest = poller.EdgeReadWrite
 
-// maxReadsPerEvent bounds the reads one readiness event may do, so that a
-// client streaming input cannot monopolise the shard goroutine; the rest of
-// its input is read in a later pass (Shard.again).
-const maxReadsPerEvent = 8
+// maxReadsPerEvent bounds the reads one readiness event may do (each of
+// at most readChunk fresh bytes), so that a client streaming input cannot
+// monopolise the shard goroutine; the rest of its input is read in a later
+// pass (Shard.again), after everyone else's events and the inbox. 64 KiB
+// of 6-byte pings is 11,000 frames: the most one pass gives one client.
+const maxReadsPerEvent = 1
 
 // onEvent is the poller callback of every connection of this shard.
 func (s *Shard) onEvent(c *conn, ev pollEvent) {
@@ -51,7 +53,7 @@ func (s *Shard) readFrom(c *conn) {
 		if c.partial != nil {
 			kept = copy(buf, *c.partial) // a header's few bytes
 		}
-		n, err := unix.Read(int(c.fd), buf[kept:])
+		n, err := unix.Read(int(c.fd), buf[kept:kept+readChunk])
 		switch {
 		case n > 0:
 			s.stats.recvBytes += n
@@ -60,7 +62,7 @@ func (s *Shard) readFrom(c *conn) {
 				c.partial = nil
 			}
 			s.consume(c, buf[:kept+n])
-			if c.state == stateClosed || n < len(buf)-kept {
+			if c.state == stateClosed || n < readChunk {
 				// A short read drained the socket: new input raises a
 				// new edge.
 				return
@@ -84,14 +86,20 @@ func (s *Shard) readFrom(c *conn) {
 	}
 }
 
+// directReadMin is the smallest frame read straight into its own buffer.
+// Below it the kept bytes are copied in front of a full-sized shared read:
+// a copy of at most this much per read is a constant factor, and one read
+// then takes many small frames at once.
+const directReadMin = 4 << 10
+
 // growPartial makes c.partial's capacity hold the whole frame it starts,
-// once its header is in. It reports false while the header is incomplete
-// (the few bytes are cheaper to copy in front of a shared read).
+// once its header is in and the frame is large. It reports false for a
+// small frame or while the header is incomplete.
 func (s *Shard) growPartial(c *conn) bool {
 	p := *c.partial
 	need := wsframe.Need(p)
-	if need <= len(p) {
-		return false // header incomplete (need 0), or nothing left to read into
+	if need < directReadMin || need <= len(p) {
+		return false
 	}
 	// Decode already refused a frame longer than the limits, so need is
 	// bounded by MaxMessageBytes plus a header.
@@ -108,11 +116,11 @@ func (s *Shard) growPartial(c *conn) bool {
 // its frame is complete. It reports whether to keep reading.
 func (s *Shard) readIntoPartial(c *conn) bool {
 	p := *c.partial
-	n, err := unix.Read(int(c.fd), p[len(p):cap(p)])
+	n, err := unix.Read(int(c.fd), p[len(p):min(cap(p), len(p)+readChunk)])
 	switch {
 	case n > 0:
 		s.stats.recvBytes += n
-		full := n == cap(p)-len(p)
+		full := n == min(cap(p)-len(p), readChunk)
 		*c.partial = p[:len(p)+n]
 		c.lastRead = s.now()
 		if len(*c.partial) >= wsframe.Need(*c.partial) {

@@ -45,6 +45,12 @@ func TryDial(t testing.TB, url string, header http.Header) (*Client, error) {
 	if header != nil {
 		d.Header = ws.HandshakeHeaderHTTP(header)
 	}
+	return DialWith(t, d, url)
+}
+
+// DialWith connects with a dialer of the caller's (a source address, a
+// TLS config) and returns the handshake error instead of failing.
+func DialWith(t testing.TB, d ws.Dialer, url string) (*Client, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
 	defer cancel()
 	conn, br, _, err := d.Dial(ctx, url)
