@@ -73,6 +73,7 @@ func (g *testGateway) publish(body string, header ...string) (int, string) {
 	if err != nil {
 		g.t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}

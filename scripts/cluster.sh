@@ -93,7 +93,7 @@ cat <<EOF
   {"type":"subscribe","channel":"news"}
 
   # publish through node 3's admin API; node 1's subscriber receives it:
-  curl -s -X POST 127.0.0.1:9093/api/publish -d '{"channel":"news","data":{"hello":"cluster"}}'
+  curl -s -X POST 127.0.0.1:9093/api/publish -H 'Content-Type: application/json' -d '{"channel":"news","data":{"hello":"cluster"}}'
 
   # a client on node 2 can publish too:
   websocat ws://127.0.0.1:8082/ws
