@@ -53,7 +53,8 @@ func TestMetricsExposition(t *testing.T) {
 		t.Fatalf("parse exposition: %v", err)
 	}
 
-	reasons := []string{"client_close", "idle_timeout", "slow_consumer", "protocol_error", "shutdown", "io_error"}
+	reasons := []string{"client_close", "idle_timeout", "slow_consumer", "protocol_error", "shutdown", "io_error",
+		"rate_limit", "token_expired", "kicked", "insufficient_state"}
 	perShard := []struct {
 		name string
 		typ  promdto.MetricType
@@ -102,7 +103,7 @@ func TestMetricsExposition(t *testing.T) {
 		values []string
 	}{
 		{"shardgate_upgrades_total", promdto.MetricType_COUNTER, "result",
-			[]string{"ok", "bad_request", "unauthorized", "forbidden_origin", "over_capacity", "timeout"}},
+			[]string{"ok", "bad_request", "unauthorized", "forbidden_origin", "over_capacity", "timeout", "too_many_per_ip", "tls_error"}},
 		{"shardgate_publishes_total", promdto.MetricType_COUNTER, "source", []string{"api", "client", "broker"}},
 		{"shardgate_broker_connected", promdto.MetricType_GAUGE, "", nil},
 		{"go_goroutines", promdto.MetricType_GAUGE, "", nil},
@@ -366,9 +367,9 @@ func TestAdminToken(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var hdr []string
+			hdr := []string{"Content-Type", "application/json"}
 			if tc.auth != "" {
-				hdr = []string{"Authorization", tc.auth}
+				hdr = append(hdr, "Authorization", tc.auth)
 			}
 			code, _, resp := adminDo(t, g, tc.method, tc.path, body, hdr...)
 			if code != tc.status {
@@ -378,7 +379,8 @@ func TestAdminToken(t *testing.T) {
 	}
 	// Exactly one publish went through: the next message after it is the
 	// one published now, and the counter saw two.
-	if code, resp := g.publish(`{"channel":"news","data":"next"}`, "Authorization", "Bearer "+token); code != http.StatusOK {
+	if code, _, resp := adminDo(t, g, http.MethodPost, "/api/publish", `{"channel":"news","data":"next"}`,
+		"Authorization", "Bearer "+token, "Content-Type", "application/json"); code != http.StatusOK {
 		t.Fatalf("publish with the token: %d %q", code, resp)
 	}
 	for _, data := range []string{`"ok"`, `"next"`} {
@@ -403,7 +405,7 @@ func TestDrainingRefusesPublish(t *testing.T) {
 		code, _, _ := adminDo(t, g, http.MethodGet, "/readyz", "")
 		return code == http.StatusServiceUnavailable
 	})
-	code, _, body := adminDo(t, g, http.MethodPost, "/api/publish", `{"channel":"news","data":1}`)
+	code, _, body := adminDo(t, g, http.MethodPost, "/api/publish", `{"channel":"news","data":1}`, "Content-Type", "application/json")
 	if code != http.StatusServiceUnavailable {
 		t.Fatalf("publish while draining = %d %q, want 503", code, body)
 	}
@@ -418,7 +420,7 @@ func TestDrainingRefusesPublish(t *testing.T) {
 		if path == "/api/publish" {
 			method = http.MethodPost
 		}
-		if code, _, _ := adminDo(t, g, method, path, `{"data":1}`); code != http.StatusServiceUnavailable {
+		if code, _, _ := adminDo(t, g, method, path, `{"data":1}`, "Content-Type", "application/json"); code != http.StatusServiceUnavailable {
 			t.Fatalf("%s with a client still draining = %d, want 503", path, code)
 		}
 	}
