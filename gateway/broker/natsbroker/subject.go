@@ -6,10 +6,15 @@ import (
 	"github.com/shardgate/shardgate/shard/protocol"
 )
 
-// Subjects. Every message travels on one of two kinds of subject:
+// Subjects. Every message travels on one of three kinds of subject:
 //
-//	<prefix>.all          messages to every connection (channel "")
-//	<prefix>.ch.<token>   messages to one channel
+//	<prefix>.all             messages to every connection (channel "")
+//	<prefix>.ch.<token>      messages to one channel
+//	<prefix>.ctl.disconnect  requests to close the connections of a sub
+//
+// The second token tells them apart: "all", "ch" and "ctl" are distinct,
+// and a channel always sits under "ch", so no channel name can reach the
+// control subject (or the reverse).
 //
 // A channel becomes exactly one NATS token. Channel names are 1–128 bytes
 // of A-Z a-z 0-9 . _ : @ -, and of these only '.' means something to NATS
@@ -28,12 +33,14 @@ const (
 	dotEscape    = '~'
 	allToken     = "all"
 	channelToken = "ch"
+	controlToken = "ctl"
 )
 
 // subjects builds and parses the subjects of one subject prefix.
 type subjects struct {
-	all      string // <prefix>.all
-	chPrefix string // <prefix>.ch.
+	all        string // <prefix>.all
+	chPrefix   string // <prefix>.ch.
+	disconnect string // <prefix>.ctl.disconnect
 }
 
 // validPrefix reports whether prefix is one or more literal NATS tokens.
@@ -47,7 +54,11 @@ func validPrefix(prefix string) bool {
 }
 
 func newSubjects(prefix string) subjects {
-	return subjects{all: prefix + "." + allToken, chPrefix: prefix + "." + channelToken + "."}
+	return subjects{
+		all:        prefix + "." + allToken,
+		chPrefix:   prefix + "." + channelToken + ".",
+		disconnect: prefix + "." + controlToken + ".disconnect",
+	}
 }
 
 // channel returns the subject of channel, or false for a name that is not
