@@ -39,6 +39,8 @@ func (g *Gateway) newBroker() (broker.Broker, error) {
 			Name:            "shardgate " + host + " " + cfg.Listen,
 			MaxMessageBytes: cfg.MaxMessageBytes,
 			Log:             g.log,
+			OnDisconnect:    g.disconnectLocal,
+			OnRejected:      g.m.brokerRejected.Inc,
 			OnStateChange: func(connected bool) {
 				if connected {
 					g.m.brokerConnected.Set(1)

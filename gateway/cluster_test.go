@@ -178,8 +178,10 @@ func TestClusterInterestCostsSubscriptions(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	const channel = "quiet"
 	waitNATSSubs(t, srv, "", 2) // each node: messages to everyone
-	if got := srv.NumSubscriptions() - base; got != 2 {
-		t.Fatalf("idle cluster holds %d NATS subscriptions, want 2", got)
+	// Each node: messages to everyone and admin disconnects.
+	const idle = 4
+	if got := srv.NumSubscriptions() - base; got != idle {
+		t.Fatalf("idle cluster holds %d NATS subscriptions, want %d", got, idle)
 	}
 	if got := natsSubs(t, srv, channel); got != 0 {
 		t.Fatalf("%d NATS subscriptions for a channel nobody subscribed", got)
@@ -196,8 +198,8 @@ func TestClusterInterestCostsSubscriptions(t *testing.T) {
 	onA := wstest.Dial(t, a.wsURL(), nil)
 	onA.Subscribe(channel)
 	waitNATSSubs(t, srv, channel, 2)
-	if got := srv.NumSubscriptions() - base; got != 4 {
-		t.Fatalf("cluster holds %d NATS subscriptions, want 4", got)
+	if got := srv.NumSubscriptions() - base; got != idle+2 {
+		t.Fatalf("cluster holds %d NATS subscriptions, want %d", got, idle+2)
 	}
 
 	for i, cl := range onB {
@@ -207,7 +209,7 @@ func TestClusterInterestCostsSubscriptions(t *testing.T) {
 	waitNATSSubs(t, srv, channel, 1)
 	onA.Close() // a disconnect ends its subscriptions too
 	waitNATSSubs(t, srv, channel, 0)
-	waitFor(t, "baseline NATS subscriptions", func() bool { return srv.NumSubscriptions()-base == 2 })
+	waitFor(t, "baseline NATS subscriptions", func() bool { return srv.NumSubscriptions()-base == idle })
 
 	// Messages still reach the node that subscribes again.
 	onB[0].Subscribe(channel)
@@ -220,9 +222,11 @@ func TestClusterInterestCostsSubscriptions(t *testing.T) {
 
 // TestClusterOutage: with NATS gone, every node turns not-ready, reports
 // the broker down and refuses publishes (503 / "unavailable") while its
-// clients stay connected and can still subscribe; when NATS returns on
-// the same address, every node is ready again and delivers to the same
-// connections, including a channel subscribed during the outage.
+// clients stay connected; a subscribe to a new channel is refused with
+// "unavailable" too (a "subscribed" reply promises that NATS has the
+// interest). When NATS returns on the same address, every node is ready
+// again and delivers to the same connections, and the refused subscribe
+// succeeds when retried.
 func TestClusterOutage(t *testing.T) {
 	srv := startNATS(t, -1)
 	port := srv.Addr().(*net.TCPAddr).Port
@@ -255,10 +259,13 @@ func TestClusterOutage(t *testing.T) {
 			t.Fatalf("node %d: client publish during outage: %+v", i, m)
 		}
 	}
-	// Connections stay up and keep working: a subscription during the
-	// outage is acknowledged and takes effect when NATS returns.
+	// Connections stay up; a subscription NATS cannot register is
+	// refused, never acknowledged.
 	late := subs[1]
-	late.Subscribe("late")
+	late.Send(map[string]any{"type": "subscribe", "channel": "late", "id": 9})
+	if m := late.Expect("error"); m.Code != "unavailable" || string(m.ID) != "9" {
+		t.Fatalf("subscribe during outage: %+v", m)
+	}
 
 	srv = startNATS(t, port)
 	for _, g := range nodes {
@@ -266,8 +273,8 @@ func TestClusterOutage(t *testing.T) {
 		g.waitMetric(1, "shardgate_broker_connected")
 	}
 	waitNATSSubs(t, srv, channel, len(nodes))
-	waitNATSSubs(t, srv, "late", 1)
 	waitNATSSubs(t, srv, "", len(nodes))
+	late.Subscribe("late")
 
 	for i, g := range nodes {
 		g.mustPublish(channel, fmt.Sprintf(`"after %d"`, i))
@@ -293,8 +300,8 @@ func TestClusterOutage(t *testing.T) {
 }
 
 // TestClusterNodeStartsWithoutNATS: a node starts while NATS is down,
-// reports not-ready and refuses publishes, and serves normally once a
-// server appears, with no restart.
+// reports not-ready and refuses publishes and subscribes, and serves
+// normally once a server appears, with no restart.
 func TestClusterNodeStartsWithoutNATS(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -310,11 +317,15 @@ func TestClusterNodeStartsWithoutNATS(t *testing.T) {
 		t.Fatalf("publish without NATS: %d %s", code, body)
 	}
 	c := wstest.Dial(t, g.wsURL(), nil)
-	c.Subscribe("news")
+	c.Send(map[string]any{"type": "subscribe", "channel": "news"})
+	if m := c.Expect("error"); m.Code != "unavailable" {
+		t.Fatalf("subscribe without NATS: %+v", m)
+	}
 
 	srv := startNATS(t, port)
 	g.waitReady(http.StatusOK)
 	g.waitMetric(1, "shardgate_broker_connected")
+	c.Subscribe("news")
 	waitNATSSubs(t, srv, "news", 1)
 	g.mustPublish("news", `"hi"`)
 	if m := c.Expect("message"); string(m.Data) != `"hi"` {

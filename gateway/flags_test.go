@@ -32,6 +32,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 		AdminToken:       "",
 		Shards:           runtime.GOMAXPROCS(0),
 		MaxConns:         0,
+		MaxHandshakes:    10000,
 		MaxMessageBytes:  65536,
 		MaxSubscriptions: 128,
 		PingInterval:     30 * time.Second,

@@ -101,6 +101,10 @@ func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 			return nil, fmt.Errorf("gateway: -allowed-origins: %w", err)
 		}
 	}
+	adminTLS, err := g.adminTLSConfig()
+	if err != nil {
+		return nil, err
+	}
 
 	// Undo whatever was started if a later step fails. g is a local, not
 	// the result: a failing "return nil, err" must not nil it first.
@@ -159,10 +163,10 @@ func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 
-	g.admin = &http.Server{Handler: g.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	g.admin = g.newAdminServer(adminTLS)
 	go func() {
 		defer close(g.adminDone)
-		if err := g.admin.Serve(g.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := g.serveAdmin(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin server failed", "err", err)
 		}
 	}()
