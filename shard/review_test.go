@@ -106,17 +106,24 @@ func (p *peer) nextFrom(b *[]byte) (ws.OpCode, []byte) {
 }
 
 // TestCloseCombinationsCountOnce drives the close paths into each other
-// and checks that each connection is counted once and gauges end at zero.
+// (a protocol error then garbage, a peer close then EOF, an idle timeout
+// answered by the peer, a drain ended by EOF) and checks that each
+// connection is counted once, under its own reason, and that gauges and
+// the channel index end empty. Every step waits for the shard's answer;
+// nothing sleeps.
 func TestCloseCombinationsCountOnce(t *testing.T) {
 	m := NopMetrics()
 	s := newTestShard(t, func(o *Options) {
 		o.Metrics = m
-		o.IdleTimeout = 50 * time.Millisecond
-		o.CloseTimeout = 50 * time.Millisecond
+		// Every tick finds every open connection idle: the test decides
+		// when an idle timeout happens by calling Tick.
+		o.IdleTimeout = time.Nanosecond
 	})
 	sub := func(p *peer, ch string) {
 		p.send(ws.OpText, `{"type":"subscribe","channel":"`+ch+`"}`)
-		p.next()
+		if op, b := p.next(); op != ws.OpText || !bytes.Contains(b, []byte(`"subscribed"`)) {
+			t.Fatalf("subscribe %s: %v %q", ch, op, b)
+		}
 	}
 	// 1: protocol error, then garbage while closing.
 	p1 := attachPeer(t, s)
@@ -126,46 +133,58 @@ func TestCloseCombinationsCountOnce(t *testing.T) {
 		t.Fatalf("want close, got %v", op)
 	}
 	unix.Write(p1.fd, []byte{0xff, 0xff, 0xff})
+	p1.readToEOF()
 	// 2: peer close answered, then EOF.
 	p2 := attachPeer(t, s)
 	sub(p2, "a")
 	sub(p2, "b")
 	p2.send(ws.OpClose, "\x03\xe8")
-	p2.next()
-	// 3: idle timeout, then the peer answers with close and EOF.
+	p2.readToEOF()
+	// 3: idle timeout (the only open connection now), then the peer
+	// answers with close and EOF.
 	p3 := attachPeer(t, s)
 	sub(p3, "b")
-	time.Sleep(60 * time.Millisecond)
 	s.Tick()
-	if op, _ := p3.next(); op != ws.OpClose {
-		t.Fatalf("want idle close, got %v", op)
+	if op, b := p3.next(); op != ws.OpClose || !bytes.Contains(b, []byte("idle timeout")) {
+		t.Fatalf("want the idle close, got %v %q", op, b)
 	}
 	p3.send(ws.OpClose, "\x03\xe9")
 	unix.Shutdown(p3.fd, unix.SHUT_WR)
+	p3.readToEOF()
 	// 4: drain, then EOF without close frame.
 	p4 := attachPeer(t, s)
 	sub(p4, "a")
-	time.Sleep(20 * time.Millisecond)
 	s.Drain(time.Second)
-	p4.next()
+	if op, _ := p4.next(); op != ws.OpClose {
+		t.Fatalf("want the drain close, got %v", op)
+	}
 	unix.Shutdown(p4.fd, unix.SHUT_WR)
+	p4.readToEOF()
 	waitUntil(t, func() bool { return s.Conns() == 0 })
-	// Let late ticks run over the empty shard.
+	// A late tick over the empty shard must count nothing: a connection
+	// attached after it is answered only once the tick has run (the inbox
+	// is first in, first out), and drained at once like any latecomer.
 	s.Tick()
-	time.Sleep(20 * time.Millisecond)
+	p5 := attachPeer(t, s)
+	if op, _ := p5.next(); op != ws.OpClose {
+		t.Fatalf("latecomer during drain: want close, got %v", op)
+	}
+	p5.send(ws.OpClose, "\x03\xe8")
+	p5.readToEOF()
+	waitUntil(t, func() bool { return s.Conns() == 0 })
 	s.Close()
+
 	if v := gaugeValue(m.Connections); v != 0 {
 		t.Errorf("connections gauge %v, want 0", v)
 	}
 	if v := gaugeValue(m.Subscriptions); v != 0 {
 		t.Errorf("subscriptions gauge %v, want 0", v)
 	}
-	total := 0.0
+	want := map[Reason]float64{ReasonProtocolError: 1, ReasonClientClose: 1, ReasonIdleTimeout: 1, ReasonShutdown: 2}
 	for _, r := range Reasons() {
-		total += counterValue(m.Disconnects[r])
-	}
-	if total != 4 {
-		t.Errorf("%v disconnects counted, want 4", total)
+		if got := counterValue(m.Disconnects[r]); got != want[r] {
+			t.Errorf("%v disconnects counted as %s, want %v", got, r, want[r])
+		}
 	}
 	if len(s.channels) != 0 {
 		t.Errorf("channels left: %v", s.channels)
