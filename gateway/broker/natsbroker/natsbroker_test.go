@@ -572,10 +572,10 @@ func TestClose(t *testing.T) {
 // for the flush timeout.
 func TestCloseAnswersPendingReadies(t *testing.T) {
 	srv := startNATS(t, -1)
-	p := newProxy(t, srv.Addr().String())
-	a := newNode(t, p.url(), func(o *Options) { o.FlushTimeout = time.Minute })
+	p := natstest.NewProxy(t, srv.Addr().String())
+	a := newNode(t, p.URL(), func(o *Options) { o.FlushTimeout = time.Minute })
 	waitConnected(t, a, true)
-	p.setMode(stalled)
+	p.SetMode(natstest.Stalled)
 	// The first is in the worker's flush or waits for it, the second may
 	// wait for the worker's next pass: either way nothing can answer.
 	r1, c1, n1 := callback()
@@ -616,14 +616,14 @@ func TestCloseAnswersPendingReadies(t *testing.T) {
 // the time Close returns, and Close does not wait for PublishTimeout.
 func TestCloseAnswersPendingPublishes(t *testing.T) {
 	srv := startNATS(t, -1)
-	p := newProxy(t, srv.Addr().String())
+	p := natstest.NewProxy(t, srv.Addr().String())
 	const writeTimeout = 300 * time.Millisecond
-	a := newNode(t, p.url(), func(o *Options) {
+	a := newNode(t, p.URL(), func(o *Options) {
 		o.PublishTimeout = time.Minute
 		o.WriteTimeout = writeTimeout
 	})
 	waitConnected(t, a, true)
-	p.setMode(stalled)
+	p.SetMode(natstest.Stalled)
 	// More than the socket buffers hold: the publisher blocks in a write,
 	// the rest wait in the queue (unless the write timed out already).
 	var (
@@ -709,15 +709,15 @@ func TestNewRejectsBadOptions(t *testing.T) {
 // place when the server answers again.
 func TestFrozenServer(t *testing.T) {
 	srv := startNATS(t, -1)
-	p := newProxy(t, srv.Addr().String())
+	p := natstest.NewProxy(t, srv.Addr().String())
 	const connectTimeout = time.Second
-	n := newNode(t, p.url(), func(o *Options) {
+	n := newNode(t, p.URL(), func(o *Options) {
 		o.ConnectTimeout = connectTimeout
 		o.PingInterval = 50 * time.Millisecond
 	})
 	waitConnected(t, n, true)
 
-	p.setMode(dropping)
+	p.SetMode(natstest.Dropping)
 	waitConnected(t, n, false)
 	// Reconnect attempts now block inside nats.go for connectTimeout each
 	// (after a ReconnectWait pause): keep calling for a good part of one.
@@ -753,7 +753,7 @@ func TestFrozenServer(t *testing.T) {
 
 	n.Interest("gone", false, nil)
 
-	p.setMode(flowing)
+	p.SetMode(natstest.Flowing)
 	waitConnected(t, n, true)
 	waitFor(t, "interest restored", func() bool {
 		return subsOn(t, srv, "shardgate.ch.c0") == 1 && subsOn(t, srv, "shardgate.ch.c19") == 1

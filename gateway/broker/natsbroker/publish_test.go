@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shardgate/shardgate/gateway/broker"
+	"github.com/shardgate/shardgate/internal/natstest"
 )
 
 // bigPayload writes a JSON message of about 60 KiB carrying n into buf.
@@ -61,11 +62,11 @@ func TestFrozenServerPublish(t *testing.T) {
 
 func testFrozenServerPublish(t *testing.T, publishTimeout, writeTimeout time.Duration, reason error) {
 	srv := startNATS(t, -1)
-	p := newProxy(t, srv.Addr().String())
+	p := natstest.NewProxy(t, srv.Addr().String())
 	const connectTimeout = 400 * time.Millisecond
 	// Documented bound, plus slack for a loaded test machine.
 	doneBound := publishTimeout + 2*writeTimeout + connectTimeout + 700*time.Millisecond
-	a := newNode(t, p.url(), func(o *Options) {
+	a := newNode(t, p.URL(), func(o *Options) {
 		o.PublishTimeout = publishTimeout
 		o.WriteTimeout = writeTimeout
 		o.ConnectTimeout = connectTimeout
@@ -114,7 +115,7 @@ func testFrozenServerPublish(t *testing.T, publishTimeout, writeTimeout time.Dur
 		slowCalls int
 		sent      int
 	)
-	p.setMode(stalled)
+	p.SetMode(natstest.Stalled)
 	start := time.Now()
 	buf := make([]byte, 0, 64<<10)
 	// Paced at about one message per millisecond for long enough to fill
@@ -218,7 +219,7 @@ func testFrozenServerPublish(t *testing.T, publishTimeout, writeTimeout time.Dur
 	// its end; once the server has dropped that connection, everything
 	// it will ever deliver from it was delivered before a marker sent on
 	// the new one.
-	p.setMode(flowing)
+	p.SetMode(natstest.Flowing)
 	waitConnected(t, a, true)
 	waitFor(t, "the frozen connection gone from the server", func() bool { return srv.NumClients() == 2 })
 	mustPublish(t, a.Broker, "big", `"marker"`)

@@ -1,4 +1,4 @@
-package natsbroker
+package natstest
 
 import (
 	"net"
@@ -6,53 +6,53 @@ import (
 	"testing"
 )
 
-// proxyMode is what a proxy does with the bytes of its connections.
-type proxyMode int
+// ProxyMode is what a proxy does with the bytes of its connections.
+type ProxyMode int
 
 const (
-	// flowing: a plain TCP proxy.
-	flowing proxyMode = iota
-	// dropping: read and discard both ways, as a crashed host or a
+	// Flowing: a plain TCP proxy.
+	Flowing ProxyMode = iota
+	// Dropping: read and discard both ways, as a crashed host or a
 	// partition would; the peer's writes never block.
-	dropping
-	// stalled: stop reading from the client (the broker) while keeping
+	Dropping
+	// Stalled: stop reading from the client (the broker) while keeping
 	// every connection open, as a frozen server process would: once the
 	// socket buffers are full the broker's writes block. What was sent
 	// meanwhile flows on when the proxy flows again.
-	stalled
+	Stalled
 )
 
-// proxy is a TCP proxy to a NATS server whose connections can be frozen.
-// While it is not flowing, new connections are accepted and left silent
+// Proxy is a TCP proxy to a NATS server whose connections can be frozen.
+// While it is not Flowing, new connections are accepted and left silent
 // (a NATS client then waits for the server's INFO until its timeout).
-type proxy struct {
+type Proxy struct {
 	ln     net.Listener
 	target string
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	mode    proxyMode
+	mode    ProxyMode
 	changed chan struct{} // closed and replaced when mode changes or on close
 	closed  bool
 	conns   []net.Conn
 }
 
-func newProxy(t testing.TB, target string) *proxy {
+func NewProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, target: target, changed: make(chan struct{})}
+	p := &Proxy{ln: ln, target: target, changed: make(chan struct{})}
 	p.wg.Add(1)
 	go p.serve()
 	t.Cleanup(p.close)
 	return p
 }
 
-func (p *proxy) url() string { return "nats://" + p.ln.Addr().String() }
+func (p *Proxy) URL() string { return "nats://" + p.ln.Addr().String() }
 
-func (p *proxy) setMode(m proxyMode) {
+func (p *Proxy) SetMode(m ProxyMode) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.mode = m
@@ -60,17 +60,17 @@ func (p *proxy) setMode(m proxyMode) {
 	p.changed = make(chan struct{})
 }
 
-func (p *proxy) currentMode() proxyMode {
+func (p *Proxy) currentMode() ProxyMode {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.mode
 }
 
-// waitUnstalled blocks while the proxy is stalled; false once it closes.
-func (p *proxy) waitUnstalled() bool {
+// waitUnstalled blocks while the proxy is Stalled; false once it closes.
+func (p *Proxy) waitUnstalled() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for p.mode == stalled && !p.closed {
+	for p.mode == Stalled && !p.closed {
 		ch := p.changed
 		p.mu.Unlock()
 		<-ch
@@ -80,7 +80,7 @@ func (p *proxy) waitUnstalled() bool {
 }
 
 // track remembers c for close, or closes it if close has run.
-func (p *proxy) track(c net.Conn) {
+func (p *Proxy) track(c net.Conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -90,7 +90,7 @@ func (p *proxy) track(c net.Conn) {
 	p.conns = append(p.conns, c)
 }
 
-func (p *proxy) serve() {
+func (p *Proxy) serve() {
 	defer p.wg.Done()
 	for {
 		c, err := p.ln.Accept()
@@ -98,7 +98,7 @@ func (p *proxy) serve() {
 			return
 		}
 		p.track(c)
-		if p.currentMode() != flowing {
+		if p.currentMode() != Flowing {
 			continue // accepted, never answered
 		}
 		// A small receive buffer (no autotuning) so that a stall blocks
@@ -116,7 +116,7 @@ func (p *proxy) serve() {
 	}
 }
 
-func (p *proxy) pipe(dst, src net.Conn, fromClient bool) {
+func (p *Proxy) pipe(dst, src net.Conn, fromClient bool) {
 	defer p.wg.Done()
 	buf := make([]byte, 32<<10)
 	for {
@@ -132,7 +132,7 @@ func (p *proxy) pipe(dst, src net.Conn, fromClient bool) {
 		if fromClient && !p.waitUnstalled() {
 			return
 		}
-		if p.currentMode() == dropping {
+		if p.currentMode() == Dropping {
 			continue
 		}
 		if _, err := dst.Write(buf[:n]); err != nil {
@@ -142,7 +142,7 @@ func (p *proxy) pipe(dst, src net.Conn, fromClient bool) {
 	}
 }
 
-func (p *proxy) close() {
+func (p *Proxy) close() {
 	p.ln.Close()
 	p.mu.Lock()
 	p.closed = true
