@@ -10,6 +10,7 @@
 #   make bench-go  every Go benchmark, with allocations
 #   make compare   full comparison vs gorillahub and Centrifugo (~11 min), results in bench/results/
 #   make vet       go vet
+#   make soak      scripts/soak.sh: 15,000 subscribers for 30 min with churn; PASS/FAIL, report in bench/results/ (ARGS=... adds shardbench soak flags)
 #   make cluster   NATS + three gateway nodes to try a cluster by hand (scripts/cluster.sh; ARGS=... adds node flags)
 #   make clean     remove build outputs
 
@@ -26,7 +27,7 @@ NODE_DIR := test/node
 # node_modules is older than package-lock.json.
 NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
 
-.PHONY: build run test node-deps fuzz bench bench-go compare vet clean cluster
+.PHONY: build run test node-deps fuzz bench bench-go compare vet clean cluster soak
 
 build:
 	@mkdir -p bin
@@ -77,6 +78,9 @@ bench-go:
 
 compare:
 	scripts/compare.sh
+
+soak:
+	scripts/soak.sh $(ARGS)
 
 vet:
 	$(GO) vet ./...

@@ -21,7 +21,8 @@ var errDraining = errors.New("gateway: draining")
 // dispatcher turns a message into one WebSocket frame and hands that same
 // frame to every shard. It is the Handler of the node's broker.
 //
-// Lock order: dispatcher.mu → Shard.mu (inside Shard.Broadcast).
+// dispatcher.mu is taken before Shard.mu (inside Shard.Broadcast): see the
+// lock order in gateway.go.
 type dispatcher struct {
 	mu       sync.Mutex
 	shards   []*shard.Shard

@@ -2,17 +2,24 @@
 // epoll acceptor, the shards, the broker and its dispatcher, the admin
 // HTTP API, and the node's lifecycle (start, drain, stop).
 //
-// Lock order, everywhere in the node:
+// # Lock order
+//
+// This is the one list of the node's locks, for every package in it (the
+// others point here). A lock may be taken while holding the ones to its
+// left, never the reverse:
 //
 //	broker.Memory.mu → dispatcher.mu → Shard.mu
-//	Gateway.interestMu → (broker's own locks) → Shard.mu
-//	ipLimiter.mu (a leaf)
+//	Gateway.interestMu → natsbroker.Broker.subMu → natsbroker.Broker.mu → nats.Conn's locks
+//	natsbroker.Broker.stateMu → nats.Conn's locks
 //
-// Shard.mu is taken only to queue a task (a broadcast, an attach, a
-// callback's outcome); every callback a shard hands out may run under the
-// broker's locks and so only queues.
+// Leaves, under which nothing else is taken: Shard.mu (it guards only a
+// shard's inbox), ipLimiter.mu, natsbroker's pubQueue.mu, poller.Waker.mu.
 //
-// No lock is held across socket I/O.
+// No lock is held across socket I/O. Shard.mu is taken only to queue a
+// task (a broadcast, an attach, a callback's outcome), so every callback a
+// shard hands out (a publish's done, a channel's ready) may run under the
+// broker's locks: it only queues. The broker calls the dispatcher, its
+// done and ready callbacks and OnDisconnect under no lock of its own.
 package gateway
 
 import (

@@ -18,10 +18,9 @@
 //
 // # Lock order
 //
-// There is one lock per shard, Shard.mu, and it guards only the inbox. It is
-// never held while calling out of the package, while doing I/O, or while
-// taking another shard's lock. The gateway's dispatcher lock may be held
-// while taking Shard.mu (dispatcher.mu → Shard.mu), never the reverse.
+// There is one lock per shard, Shard.mu, and it guards only the inbox: a
+// leaf, never held while calling out of the package, doing I/O or taking
+// another lock. The node's lock order is written once, in package gateway.
 //
 // # Outbound
 //

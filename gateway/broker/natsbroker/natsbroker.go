@@ -99,11 +99,8 @@
 // (nats.go v1.55.0, Conn.resendSubscriptions under Conn.mu, before the
 // connection is marked usable); readies get ErrUnavailable meanwhile.
 //
-// Lock order:
-//
-//	Broker.subMu → Broker.mu → nats.Conn's locks
-//	Broker.stateMu → nats.Conn's locks
-//	pubQueue.mu is a leaf
+// Locks: Broker.subMu, Broker.mu, Broker.stateMu and pubQueue.mu, in the
+// node's one lock order, written in package gateway.
 //
 // done, ready, the Handler, OnDisconnect and OnRejected run under no lock
 // of ours; OnStateChange runs under stateMu, so it must not call back.
