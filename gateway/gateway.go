@@ -67,9 +67,10 @@ type Gateway struct {
 	interestMu sync.Mutex
 	interest   map[string]*interest // channel → the node's registration with the broker
 
-	stopClock chan struct{}
-	clockDone chan struct{}
-	adminDone chan struct{}
+	stopClock    chan struct{}
+	clockDone    chan struct{}
+	clockStarted bool // set by New once the clock goroutine runs; closeAll waits for it only then
+	adminDone    chan struct{}
 }
 
 // New binds the listeners and starts serving. Run waits for shutdown.
@@ -177,6 +178,7 @@ func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 			log.Error("admin server failed", "err", err)
 		}
 	}()
+	g.clockStarted = true
 	go g.clock()
 	log.Info("shardgate listening", "ws", g.publicLn.Addr().String()+cfg.Path, "admin", g.adminLn.Addr().String(),
 		"shards", cfg.Shards, "max_conns", g.maxConns, "broker", cfg.Broker)
@@ -262,7 +264,7 @@ func (g *Gateway) closeAll() {
 	} else if g.publicLn != nil {
 		g.publicLn.Close()
 	}
-	if g.clockDone != nil && g.acc != nil {
+	if g.clockStarted {
 		select {
 		case <-g.stopClock:
 		default:
