@@ -107,23 +107,7 @@ func parseFrameHeader(b []byte, maxPayload int) (h frameHeader, n int, err error
 // masked with key as RFC 6455 requires of clients, to dst. payload is not
 // modified.
 func appendMaskedFrame(dst []byte, op OpCode, payload []byte, key uint32) []byte {
-	n := len(payload)
-	b0 := finBit | byte(op)
-	switch {
-	case n <= maxLen7:
-		dst = append(dst, b0, maskBit|byte(n))
-	case n <= 0xffff:
-		dst = binary.BigEndian.AppendUint16(append(dst, b0, maskBit|lenCode16), uint16(n))
-	default:
-		dst = binary.BigEndian.AppendUint64(append(dst, b0, maskBit|lenCode64), uint64(n))
-	}
-	var k [4]byte
-	binary.BigEndian.PutUint32(k[:], key)
-	dst = append(dst, k[:]...)
-	start := len(dst)
-	dst = append(dst, payload...)
-	mask(dst[start:], k)
-	return dst
+	return AppendFrame(dst, finBit|byte(op), payload, true, key)
 }
 
 // mask XORs p with the repeating key (it also unmasks).

@@ -70,17 +70,19 @@ type Progress struct {
 	Expected  int64
 }
 
+// orDefault sets *d to v unless *d is positive.
+func orDefault(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
+	}
+}
+
 // setDefaults fills unset durations, sizes and counts.
 func (c *Config) setDefaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&c.HandshakeTimeout, 10*time.Second)
-	def(&c.CloseTimeout, 5*time.Second)
-	def(&c.ProgressEvery, 250*time.Millisecond)
-	def(&c.Wait, 10*time.Second)
+	orDefault(&c.HandshakeTimeout, 10*time.Second)
+	orDefault(&c.CloseTimeout, 5*time.Second)
+	orDefault(&c.ProgressEvery, 250*time.Millisecond)
+	orDefault(&c.Wait, 10*time.Second)
 	if c.Inflight <= 0 {
 		c.Inflight = 1000
 	}

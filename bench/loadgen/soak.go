@@ -52,16 +52,11 @@ type SoakConfig struct {
 }
 
 func (s *SoakConfig) setDefaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	def(&s.Hold, 2*time.Second)
-	def(&s.Stall, 10*time.Second)
-	def(&s.ServerTimeout, 20*time.Second)
-	def(&s.SampleInterval, 10*time.Second)
-	def(&s.Settle, 15*time.Second)
+	orDefault(&s.Hold, 2*time.Second)
+	orDefault(&s.Stall, 10*time.Second)
+	orDefault(&s.ServerTimeout, 20*time.Second)
+	orDefault(&s.SampleInterval, 10*time.Second)
+	orDefault(&s.Settle, 15*time.Second)
 	if len(s.Behaviours) == 0 {
 		s.Behaviours = Behaviours()
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,63 +19,41 @@ import (
 // unless messages are lost. A publish with no answer keeps its number,
 // listed as unknown: whether it went out cannot be told.
 type stream struct {
-	cfg   Config
-	tgt   target.Target
-	httpc *http.Client
-	subs  []int64 // steady subscribers per channel
-	done  chan struct{}
+	pubState // its mu also guards end and unknownN
+	cfg      Config
+	tgt      target.Target
+	httpc    *http.Client
+	subs     []int64 // steady subscribers per channel
 
-	mu       sync.Mutex
 	end      streamEnd
-	res      pubResult // published, errors (refused), late, expected, errMsgs
 	unknownN int64
-	stopped  bool
 }
 
 func newStream(cfg Config, tgt target.Target, httpc *http.Client, subs []int64) *stream {
-	return &stream{cfg: cfg, tgt: tgt, httpc: httpc, subs: subs, done: make(chan struct{}),
-		end: streamEnd{Last: make([]uint64, cfg.Channels), Unknown: make([][]uint64, cfg.Channels)},
-		res: pubResult{errMsgs: map[string]int64{}}}
+	return &stream{pubState: newPubState(), cfg: cfg, tgt: tgt, httpc: httpc, subs: subs,
+		end: streamEnd{Last: make([]uint64, cfg.Channels), Unknown: make([][]uint64, cfg.Channels)}}
 }
 
+// run publishes the stream; s.res counts published, errors (refused), late,
+// expected and errMsgs.
 func (s *stream) run(ctx context.Context) {
-	defer func() {
-		s.mu.Lock()
-		s.stopped = true
-		s.mu.Unlock()
-		close(s.done)
-	}()
-	interval := time.Duration(float64(time.Second) / s.cfg.Rate)
-	n := max(int(s.cfg.Duration.Seconds()*s.cfg.Rate), 1)
-	chans := make([]string, s.cfg.Channels)
-	for i := range chans {
-		chans[i] = fanoutChannel(s.cfg.ChannelPrefix, i)
-	}
+	defer s.finish()
 	next := make([]uint64, s.cfg.Channels)
 	for i := range next {
 		next[i] = 1
 	}
 	var data []byte
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	start := time.Now()
-	for k := range n {
-		due := start.Add(time.Duration(k) * interval)
-		if d := time.Until(due); d > 0 {
-			timer.Reset(d)
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				return
-			}
-		} else if -d > interval {
-			s.count(func(r *pubResult) { r.late++ })
+	sched := newSchedule(s.cfg)
+	defer sched.stop()
+	for k := range sched.n {
+		if !s.await(ctx, sched, k) {
+			return
 		}
 		ch := k % s.cfg.Channels
 		seq := next[ch]
 		now := time.Now()
 		data = AppendData(data[:0], now.UnixNano(), seq, s.cfg.Size)
-		err := publishOnce(ctx, s.httpc, s.tgt, s.cfg.AdminURL, chans[ch], data)
+		err := publishOnce(ctx, s.httpc, s.tgt, s.cfg.AdminURL, sched.chans[ch], data)
 		if ctx.Err() != nil {
 			return
 		}
@@ -86,13 +63,7 @@ func (s *stream) run(ctx context.Context) {
 		case err == nil:
 			next[ch]++
 			s.end.Last[ch] = seq
-			s.res.published++
-			s.res.expected += s.subs[ch]
-			if s.res.first.IsZero() {
-				s.res.first = now
-			}
-			s.res.last = now
-			s.res.window = s.res.last.Sub(s.res.first)
+			s.res.accepted(now, s.subs[ch])
 		case errors.As(err, &refused):
 			s.res.errors++
 			s.res.errMsgs[err.Error()]++
@@ -105,25 +76,6 @@ func (s *stream) run(ctx context.Context) {
 		}
 		s.mu.Unlock()
 	}
-}
-
-func (s *stream) count(f func(*pubResult)) {
-	s.mu.Lock()
-	f(&s.res)
-	s.mu.Unlock()
-}
-
-// counts returns messages published and deliveries expected so far.
-func (s *stream) counts() (published, expected int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.res.published, s.res.expected
-}
-
-func (s *stream) finished() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stopped
 }
 
 // result returns the counts and what was published, for the workers.

@@ -80,6 +80,12 @@ func bench(t *testing.T, s server, args ...string) *report.Report {
 		t.Fatalf("shardbench %v: exit %d\nstderr: %s\nstdout: %s", args, code, stderr.String(), stdout.String())
 	}
 	t.Logf("shardbench %v:\n%s", args, stdout.String())
+	return readReport(t, path)
+}
+
+// readReport reads the JSON report shardbench wrote to path.
+func readReport(t *testing.T, path string) *report.Report {
+	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

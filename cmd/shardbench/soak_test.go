@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,14 +73,7 @@ func TestSoakFailsWhenTheServerDoesNotAnswer(t *testing.T) {
 	if !strings.Contains(stdout.String(), "FAIL: churn stop-reading: ") {
 		t.Fatalf("no FAIL line for the stopped readers:\n%s", stdout.String())
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep report.Report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readReport(t, path)
 	if sk := rep.Soak; sk == nil || sk.Pass || sk.Lost != 0 || len(sk.Churn) != 1 || sk.Churn[0].Failures["not_closed"] == 0 {
 		t.Fatalf("soak: %+v", rep.Soak)
 	}
