@@ -9,7 +9,8 @@
 // left, never the reverse:
 //
 //	broker.Memory.mu → dispatcher.mu → Shard.mu
-//	Gateway.interestMu → natsbroker.Broker.subMu → natsbroker.Broker.mu → nats.Conn's locks
+//	Gateway.interestMu → natsbroker.Broker.mu
+//	natsbroker.Broker.subMu → natsbroker.Broker.mu → nats.Conn's locks
 //	natsbroker.Broker.stateMu → nats.Conn's locks
 //
 // Leaves, under which nothing else is taken: Shard.mu (it guards only a
