@@ -256,3 +256,45 @@ func TestSubscriptionIndexRandom(t *testing.T) {
 		}
 	}
 }
+
+// TestQueuedPongAnswersTheMostRecentPing: while a pong waits behind a
+// backlog, later pings rewrite it (RFC 6455 §5.5.3: an endpoint may answer
+// only the most recently processed ping), so the client gets one pong, with
+// the last ping's payload, after the backlog.
+func TestQueuedPongAnswersTheMostRecentPing(t *testing.T) {
+	s := newTestShard(t, nil)
+	p := attachPeerSndbuf(t, s, 4096)
+	big := textFrame(bytes.Repeat([]byte("x"), 60000)) // the socket takes part: a backlog
+	if err := s.Broadcast("", big); err != nil {
+		t.Fatal(err)
+	}
+	// Its first byte on the wire proves the backlog exists before the pings.
+	first := make([]byte, 1)
+	if n, err := unix.Read(p.fd, first); n != 1 {
+		t.Fatalf("reading the broadcast: %d bytes, %v", n, err)
+	}
+	p.in = append(first, p.in...)
+	for _, payload := range []string{"first", "second", "third"} {
+		p.send(ws.OpPing, payload)
+	}
+	// A request after the pings: its reply proves they were all handled.
+	p.send(ws.OpText, `{"type":"unsubscribe","channel":"x","id":1}`)
+	if op, b := p.next(); op != ws.OpText || len(b) != 60000 {
+		t.Fatalf("got %v with %d bytes, want the broadcast first", op, len(b))
+	}
+	var pongs []string
+	for {
+		op, b := p.next()
+		if op == ws.OpPong {
+			pongs = append(pongs, string(b))
+			continue
+		}
+		if op != ws.OpText || !bytes.Contains(b, []byte(`"unsubscribed"`)) {
+			t.Fatalf("got %v %q, want pongs then the unsubscribe reply", op, b)
+		}
+		break
+	}
+	if len(pongs) != 1 || pongs[0] != "third" {
+		t.Fatalf("pongs %q, want one, answering the most recent ping (third)", pongs)
+	}
+}
