@@ -300,6 +300,9 @@ func (s *Shard) queueTask(t task, cast bool) error {
 	return nil
 }
 
+// maxIdleInbox is the largest inbox array kept once the inbox is empty.
+const maxIdleInbox = 1024
+
 // maxTasksPerPass bounds one inbox pass so socket events of this shard are
 // served between passes even under a publish flood.
 const maxTasksPerPass = 256
@@ -312,6 +315,9 @@ func (s *Shard) runInbox() {
 	rest := copy(s.inbox, s.inbox[n:])
 	clear(s.inbox[rest:])
 	s.inbox = s.inbox[:rest]
+	if rest == 0 && cap(s.inbox) > maxIdleInbox {
+		s.inbox = nil // a burst of upgrades grew it: do not keep the array
+	}
 	for i := range s.work {
 		if s.work[i].kind == taskBroadcast {
 			s.inboxCasts--
