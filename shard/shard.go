@@ -116,13 +116,12 @@ const (
 )
 
 type task struct {
-	kind     taskKind
-	conn     *conn         // attach
-	channel  string        // broadcast: "" means every connection; kick: the subject
-	frame    []byte        // broadcast: encoded once, shared, read-only
-	timeout  time.Duration // drain
-	result   *asyncResult  // result
-	response *[]byte       // attach: the handshake response (pooled)
+	kind    taskKind
+	conn    *conn         // attach
+	channel string        // broadcast: "" means every connection; kick: the subject
+	frame   []byte        // broadcast: encoded once, shared, read-only; attach: the handshake response
+	timeout time.Duration // drain
+	result  *asyncResult  // result
 }
 
 // New creates a shard with its own poller and wait goroutine.
@@ -214,14 +213,10 @@ func (s *Shard) AttachLater(h Handoff) error {
 	}
 	// The response rides in the attach task, not in the connection: it
 	// is needed once, and an idle conn must not grow by a field for it.
-	// It is a pooled copy: a fresh allocation per upgrade left a burst of
-	// them as garbage the heap kept (190 B of RSS per connection).
-	response := s.pool.Get(len(h.Response))
-	copy(*response, h.Response)
+	response := append([]byte(nil), h.Response...)
 	s.conns.Add(1)
-	if err := s.queueTask(task{kind: taskAttach, conn: c, response: response}, false); err != nil {
+	if err := s.queueTask(task{kind: taskAttach, conn: c, frame: response}, false); err != nil {
 		s.conns.Add(-1)
-		s.pool.Put(response)
 		if c.partial != nil {
 			s.pool.Put(c.partial)
 		}
@@ -342,8 +337,7 @@ func (s *Shard) runInbox() {
 			i = j
 			continue
 		case taskAttach:
-			s.attach(t.conn, *t.response)
-			s.pool.Put(t.response)
+			s.attach(t.conn, t.frame)
 		case taskTick:
 			s.sweep()
 		case taskDrain:
@@ -394,7 +388,6 @@ func (s *Shard) Close() error {
 	s.mu.Unlock()
 	for _, t := range orphans {
 		if t.kind == taskAttach {
-			s.pool.Put(t.response)
 			s.release(t.conn) // never attached: release only closes the socket
 		}
 	}
