@@ -341,16 +341,16 @@ func (a *acceptor) finish(p *pendingConn, end int) {
 	} else {
 		res = a.hs.upgrade(req)
 	}
-	if res.result != upgradeOK {
-		shard.WriteHandshake(p.fd, res.response)
-		a.hs.count(res.result)
+	written := a.writeAll(p.fd, res.response)
+	if !written || res.result != upgradeOK {
+		// A rejection counts as decided; an upgrade the client was gone
+		// for (its 101 could not be written) is not an upgrade at all.
+		if res.result != upgradeOK {
+			a.hs.count(res.result)
+		}
 		a.drop(p)
 		return
 	}
-	// The 101 is written by the shard, before anything else it sends: a
-	// client that has read its 101 is attached, so a message to everyone
-	// published after that reaches it (written here, it could arrive while
-	// the attach still waited in the shard's inbox, behind the message).
 	a.hs.count(upgradeOK)
 	a.unregister(p)
 	s := a.pick()
@@ -359,8 +359,7 @@ func (a *acceptor) finish(p *pendingConn, end int) {
 	if res.grants != nil {
 		grants = res.grants
 	}
-	h := shard.Handoff{FD: p.fd, Response: res.response, Pending: (*p.buf)[end:p.n], Grants: grants, Tag: p.tag}
-	if err := s.AttachLater(h); err != nil {
+	if err := s.AttachLater(p.fd, (*p.buf)[end:p.n], grants, p.tag); err != nil {
 		// The shard is closed: we are shutting down.
 		a.hs.released()
 		unix.Close(p.fd)
@@ -402,8 +401,25 @@ func (a *acceptor) pick() *shard.Shard {
 
 // reply answers a request that will not be upgraded, then closes.
 func (a *acceptor) reply(p *pendingConn, resp []byte) {
-	shard.WriteHandshake(p.fd, resp)
+	a.writeAll(p.fd, resp)
 	a.drop(p)
+}
+
+// writeAll writes a handshake response. A fresh socket's send buffer takes
+// a few hundred bytes at once; a client whose buffer is already full is
+// not one we wait for.
+func (a *acceptor) writeAll(fd int, b []byte) bool {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil || n == 0:
+			return false
+		}
+		b = b[n:]
+	}
+	return true
 }
 
 // unregister marks p done and takes it out of the poller and the pending

@@ -400,23 +400,3 @@ func TestBlockedShardLoopMakesHealthz503(t *testing.T) {
 		return code == http.StatusOK
 	})
 }
-
-// TestMessageToEveryoneRightAfterUpgradeArrives: a client that has read
-// its 101 gets a message to everyone handed to the shards right after. The
-// shard writes the 101 itself when it attaches the connection; written by
-// the acceptor, it could reach the client while the attach still waited in
-// the shard's inbox behind the message (seen as a flaky test under load).
-func TestMessageToEveryoneRightAfterUpgradeArrives(t *testing.T) {
-	g := startGateway(t, nil)
-	for i := range 300 {
-		c := wstest.Dial(t, g.wsURL(), nil)
-		data := fmt.Sprintf(`{"round":%d}`, i)
-		if err := g.disp.deliver("", json.RawMessage(data)); err != nil {
-			t.Fatal(err)
-		}
-		if got, want := string(readText(t, c)), `{"type":"message","data":`+data+`}`; got != want {
-			t.Fatalf("round %d: got %s, want %s", i, got, want)
-		}
-		c.Conn.Close()
-	}
-}

@@ -2,7 +2,6 @@ package shard
 
 import (
 	"github.com/shardgate/shardgate/shard/wsframe"
-	"golang.org/x/sys/unix"
 )
 
 // conn is one WebSocket connection. It is owned by its shard's goroutine;
@@ -39,18 +38,11 @@ type conn struct {
 	grants Grants
 }
 
-// attach registers a connection handed over by the acceptor and writes
-// its handshake response, before any frame can be queued for it.
-func (s *Shard) attach(c *conn, response []byte) {
+// attach registers a connection handed over by the acceptor.
+func (s *Shard) attach(c *conn) {
 	s.addConn(c)
 	if err := s.poll.Add(int(c.fd), pollInterest, func(ev pollEvent) { s.onEvent(c, ev) }); err != nil {
 		s.log.Warn("register connection", "err", err)
-		s.abort(c, ReasonIOError)
-		return
-	}
-	if !WriteHandshake(int(c.fd), response) {
-		// The client is gone, or its socket will not take a few hundred
-		// bytes on a fresh connection: not a client worth waiting for.
 		s.abort(c, ReasonIOError)
 		return
 	}
@@ -78,23 +70,4 @@ func (s *Shard) addConn(c *conn) {
 	}
 	s.all = append(s.all, c)
 	s.opts.Metrics.Connections.Inc()
-}
-
-// WriteHandshake writes an HTTP handshake response (a 101, or the
-// acceptor's rejections) to a fresh non-blocking socket, whole, in one
-// go: its send buffer takes a few hundred bytes at once, and a client
-// whose buffer is already full is not one to wait for. It is not WebSocket
-// traffic, so it is not counted in the byte metrics.
-func WriteHandshake(fd int, b []byte) bool {
-	for len(b) > 0 {
-		n, err := unix.Write(fd, b)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err != nil || n == 0:
-			return false
-		}
-		b = b[n:]
-	}
-	return true
 }

@@ -119,7 +119,7 @@ type task struct {
 	kind    taskKind
 	conn    *conn         // attach
 	channel string        // broadcast: "" means every connection; kick: the subject
-	frame   []byte        // broadcast: encoded once, shared, read-only; attach: the handshake response
+	frame   []byte        // broadcast: encoded once, shared, read-only
 	timeout time.Duration // drain
 	result  *asyncResult  // result
 }
@@ -173,27 +173,12 @@ func (s *Shard) ID() int { return s.opts.ID }
 // still closing). Safe from any goroutine.
 func (s *Shard) Conns() int64 { return s.conns.Load() }
 
-// Handoff is an upgraded connection handed to a shard.
-type Handoff struct {
-	// FD is the non-blocking socket; the shard owns (and closes) it from
-	// the moment Attach or AttachLater succeeds.
-	FD int
-	// Response is the handshake's answer (the 101), not yet written: the
-	// shard writes it before anything else, so that a client that has
-	// read its 101 is attached, and gets every message handed to the
-	// shard after that. Copied.
-	Response []byte
-	// Pending holds bytes the client sent after its handshake. Copied.
-	Pending []byte
-	// Grants may be nil (no auth: everything is allowed).
-	Grants Grants
-	// Tag is handed back to Options.OnRelease when the socket is closed.
-	Tag uint32
-}
-
-// Attach hands an upgraded connection to the shard and wakes it.
-func (s *Shard) Attach(h Handoff) error {
-	if err := s.AttachLater(h); err != nil {
+// Attach hands an upgraded, non-blocking socket to the shard, which owns it
+// from now on (and closes it). pending holds bytes the client sent after its
+// handshake; it is copied. grants may be nil. tag is handed back to
+// Options.OnRelease when the socket is closed.
+func (s *Shard) Attach(fd int, pending []byte, grants Grants, tag uint32) error {
+	if err := s.AttachLater(fd, pending, grants, tag); err != nil {
 		return err
 	}
 	s.waker.Wake()
@@ -204,18 +189,15 @@ func (s *Shard) Attach(h Handoff) error {
 // inbox until the caller calls Wake (or anything else wakes the shard). An
 // acceptor that upgrades a burst of connections wakes each shard once per
 // burst instead of once per connection.
-func (s *Shard) AttachLater(h Handoff) error {
-	c := &conn{fd: int32(h.FD), grants: h.Grants, idx: -1, tag: h.Tag}
-	if len(h.Pending) > 0 {
-		b := s.pool.Get(len(h.Pending))
-		copy(*b, h.Pending)
+func (s *Shard) AttachLater(fd int, pending []byte, grants Grants, tag uint32) error {
+	c := &conn{fd: int32(fd), grants: grants, idx: -1, tag: tag}
+	if len(pending) > 0 {
+		b := s.pool.Get(len(pending))
+		copy(*b, pending)
 		c.partial = b
 	}
-	// The response rides in the attach task, not in the connection: it
-	// is needed once, and an idle conn must not grow by a field for it.
-	response := append([]byte(nil), h.Response...)
 	s.conns.Add(1)
-	if err := s.queueTask(task{kind: taskAttach, conn: c, frame: response}, false); err != nil {
+	if err := s.queueTask(task{kind: taskAttach, conn: c}, false); err != nil {
 		s.conns.Add(-1)
 		if c.partial != nil {
 			s.pool.Put(c.partial)
@@ -337,7 +319,7 @@ func (s *Shard) runInbox() {
 			i = j
 			continue
 		case taskAttach:
-			s.attach(t.conn, t.frame)
+			s.attach(t.conn)
 		case taskTick:
 			s.sweep()
 		case taskDrain:
