@@ -208,6 +208,11 @@ func TestProtocolMessageEnvelope(t *testing.T) {
 	sub := wstest.Dial(t, g.wsURL(), nil)
 	sub.Subscribe("news")
 	other := wstest.Dial(t, g.wsURL(), nil) // subscribed to nothing
+	// A reply proves other is attached to its shard: the acceptor writes
+	// the 101 before the attach reaches the shard, so a message to
+	// everyone published at once could go ahead of it.
+	other.Send(`{"type":"unsubscribe","channel":"none"}`)
+	other.Expect("unsubscribed")
 	for _, data := range []string{`{"n":1}`, `null`, `"text"`, `[1,"two",{"three":3}]`, `42`, `-0.5e-3`, `true`, `{"nested":{"deep":[null,false]}}`, `"é\u00e9\n"`} {
 		t.Run("channel, data "+data, func(t *testing.T) {
 			g.in(t).mustPublish("news", data)
