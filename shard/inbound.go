@@ -253,28 +253,18 @@ func (s *Shard) handleFrame(op ws.OpCode, payload []byte) bool {
 }
 
 // pong answers a ping. Pongs are coalesced (RFC 6455 §5.5.3): while a pong
-// waits in c's queue, a new ping rewrites it in place to answer the most
-// recent ping, so a client that floods pings and never reads holds at most
-// one pong. A pong already partly written is left alone, and the ping is
-// answered by it.
+// waits in c's queue, further pings are answered by that one, so a client
+// that floods pings and never reads holds at most one pong.
 func (s *Shard) pong(c *conn, payload []byte) {
-	if q := c.out; q != nil && q.pong != nil {
-		i := q.pongIndex()
-		if i == 0 && q.partialHead {
-			return
-		}
-		*q.pong = wsframe.AppendFrame((*q.pong)[:0], ws.OpPong, payload)
-		q.frames[i].b = *q.pong // same buffer and capacity: the cost is unchanged
+	if c.out != nil && c.out.pong != nil {
 		return
 	}
 	b := s.pool.Get(0)
 	*b = wsframe.AppendFrame(*b, ws.OpPong, payload)
 	s.send(c, *b, b, false)
 	// A pong the socket did not take whole is queued, as the first owned
-	// frame of a fresh queue or behind an existing backlog: it is the
-	// queue's last frame.
-	if q := c.out; q != nil && c.state == stateOpen {
-		q.pong = b
-		q.pongAt = q.popped + len(q.frames) - 1
+	// frame of a fresh queue or behind an existing backlog.
+	if c.out != nil && c.state == stateOpen {
+		c.out.pong = b
 	}
 }

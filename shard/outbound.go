@@ -42,12 +42,7 @@ type outQueue struct {
 	charged     int     // sum of the frames' cost, held to Options.SendQueueBytes
 	partialHead bool    // frames[0] is partly on the wire already
 	pong        *[]byte // the queued pong, if any: pings are answered by it
-	pongAt      int     // pong's position as popped+index when queued
-	popped      int     // frames popped from the head so far
 }
-
-// pongIndex returns the index of the queued pong in frames.
-func (q *outQueue) pongIndex() int { return q.pongAt - q.popped }
 
 // send hands one frame to c: written at once when nothing is queued,
 // otherwise (or for what the socket does not take) queued. force bypasses
@@ -195,7 +190,6 @@ func (s *Shard) advance(c *conn, n int) {
 		q.frames[i].b = q.frames[i].b[n:]
 	}
 	q.partialHead = n > 0
-	q.popped += i
 	rest := copy(q.frames, q.frames[i:])
 	clear(q.frames[rest:])
 	q.frames = q.frames[:rest]
