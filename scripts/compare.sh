@@ -178,25 +178,10 @@ done
 # Every connection is a file descriptor: take the whole hard limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-server_pid=
+# server_pid, stop_server and the exit traps.
+# shellcheck source=scripts/lib/server.sh
+source scripts/lib/server.sh
 start_error=
-# stop_server stops the server this script started, if any: SIGTERM, then
-# SIGKILL if it has not exited after 20 s (shardgate drains its clients
-# first, but shardbench has closed them by then; an overloaded peer can
-# take longer to wind down its queues).
-stop_server() {
-	[ -n "$server_pid" ] || return 0
-	kill -TERM "$server_pid" 2>/dev/null || true
-	for _ in $(seq 200); do
-		kill -0 "$server_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$server_pid" 2>/dev/null || true
-	wait "$server_pid" 2>/dev/null || true
-	server_pid=
-}
-trap stop_server EXIT
-trap 'exit 130' INT TERM
 
 # start_server SYSTEM LOG TIMEOUT COMMAND... starts a server in the
 # background, its output in LOG, and waits up to TIMEOUT seconds until it

@@ -45,20 +45,9 @@ git worktree remove --force "$worktree"
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-server_pid=
-stop_server() {
-	[ -n "$server_pid" ] || return 0
-	kill -TERM "$server_pid" 2>/dev/null || true
-	for _ in $(seq 200); do
-		kill -0 "$server_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$server_pid" 2>/dev/null || true
-	wait "$server_pid" 2>/dev/null || true
-	server_pid=
-}
-trap stop_server EXIT
-trap 'exit 130' INT TERM
+# server_pid, stop_server and the exit traps.
+# shellcheck source=scripts/lib/server.sh
+source scripts/lib/server.sh
 
 # run BUILD SCENARIO NAME ARGS...: a fresh server of BUILD, one shardbench run.
 run() {
