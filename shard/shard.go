@@ -29,6 +29,9 @@ type Grants interface {
 	CanPublish(channel string) bool
 	// Sub is the token's subject, matched by Disconnect.
 	Sub() string
+	// Expiry is when the token stops being in force, in Unix seconds;
+	// 0 means never.
+	Expiry() int64
 }
 
 // Publisher takes messages published by clients. It is called on the

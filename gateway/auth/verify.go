@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -121,6 +122,10 @@ func (v *Verifier) Verify(token string, now time.Time) (*Grants, error) {
 	if hasNbf && t < nbf {
 		return nil, fmt.Errorf("not valid before nbf %s: %w", formatSeconds(nbf), ErrInvalidToken)
 	}
+	if hasExp {
+		// Clamped: a far-future claim must not overflow the conversion.
+		g.Expires = int64(math.Ceil(min(exp, 1<<53)))
+	}
 	return g, nil
 }
 
@@ -210,6 +215,10 @@ type Grants struct {
 	Subscribe Patterns
 	// Publish is the token's "publish".
 	Publish Patterns
+	// Expires is the token's "exp" in whole Unix seconds, rounded up (a
+	// token is in force strictly before its exp), 0 when absent: the
+	// token never expires.
+	Expires int64
 }
 
 // CanSubscribe reports whether the grants allow subscribing to channel.
@@ -220,6 +229,15 @@ func (g *Grants) CanSubscribe(channel string) bool {
 // CanPublish reports whether the grants allow publishing to channel.
 func (g *Grants) CanPublish(channel string) bool {
 	return g != nil && g.Publish.Match(channel)
+}
+
+// Expiry returns when the token stops being in force, in Unix seconds,
+// or 0 when it never does. Shards close the connection with 4001 then.
+func (g *Grants) Expiry() int64 {
+	if g == nil {
+		return 0
+	}
+	return g.Expires
 }
 
 // Sub returns the token's subject ("" when absent), which admin
