@@ -34,7 +34,14 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	WriteTimeout     time.Duration
 	SendQueueBytes   int
+	TLSCert          string // PEM certificate (chain) of the public listener; with TLSKey it speaks wss:// only
+	TLSKey           string
+	TLSMinVersion    string // "1.2" or "1.3"
+	ProxyProtocol    bool   // expect a PROXY protocol v1/v2 header on every public connection
 	AuthSecret       string
+	AuthJWKS         string // JSON Web Key Set file (RS256, ES256, EdDSA keys by kid)
+	AuthIssuer       string // when set, tokens' "iss" must equal it
+	AuthAudience     string // when set, tokens' "aud" must name it
 	AllowedOrigins   string
 	ClientRate       float64
 	Broker           string
@@ -63,6 +70,7 @@ func Defaults() Config {
 		WriteTimeout:     10 * time.Second,
 		SendQueueBytes:   1 << 20,
 		ClientRate:       50,
+		TLSMinVersion:    "1.2",
 		Broker:           "memory",
 		DrainTimeout:     30 * time.Second,
 		LogLevel:         slog.LevelInfo,
@@ -98,7 +106,14 @@ func ParseFlags(args []string, getenv func(string) string, usage io.Writer) (Con
 	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", cfg.HandshakeTimeout, "drop clients that do not finish the handshake in time")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "close connections whose send queue makes no progress this long")
 	fs.IntVar(&cfg.SendQueueBytes, "send-queue-bytes", cfg.SendQueueBytes, "per-connection outbound queue cap (slow consumer above)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) file of the public listener (with -tls-key: wss:// only; SIGHUP reloads)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM key file of the public listener")
+	fs.StringVar(&cfg.TLSMinVersion, "tls-min-version", cfg.TLSMinVersion, "oldest TLS version accepted: 1.2 or 1.3")
+	fs.BoolVar(&cfg.ProxyProtocol, "proxy-protocol", false, "expect a PROXY protocol v1 or v2 header on every public connection")
 	fs.StringVar(&cfg.AuthSecret, "auth-secret", "", "HS256 JWT secret; empty: no auth")
+	fs.StringVar(&cfg.AuthJWKS, "auth-jwks", "", "JSON Web Key Set file of token keys (RS256, ES256, EdDSA by kid; SIGHUP reloads)")
+	fs.StringVar(&cfg.AuthIssuer, "auth-issuer", "", "required token issuer (iss); empty: not checked")
+	fs.StringVar(&cfg.AuthAudience, "auth-audience", "", "required token audience (aud); empty: not checked")
 	fs.StringVar(&cfg.AllowedOrigins, "allowed-origins", "", "comma list of allowed Origins (empty: any)")
 	fs.Float64Var(&cfg.ClientRate, "client-rate", cfg.ClientRate, "requests per second per connection (bursts of twice that)")
 	fs.StringVar(&cfg.Broker, "broker", cfg.Broker, "memory or nats://host:port")
@@ -166,6 +181,13 @@ func (c Config) Validate() error {
 			return bad("admin-tls-cert", `""`, "must be set with -admin-tls-key")
 		}
 		return bad("admin-tls-key", `""`, "must be set with -admin-tls-cert")
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		if c.TLSCert == "" {
+			return bad("tls-cert", `""`, "must be set with -tls-key")
+		}
+		return bad("tls-key", `""`, "must be set with -tls-cert")
+	case c.TLSMinVersion != "1.2" && c.TLSMinVersion != "1.3":
+		return bad("tls-min-version", fmt.Sprintf("%q", c.TLSMinVersion), "must be 1.2 or 1.3")
 	case c.MaxMessageBytes < 1 || c.MaxMessageBytes > 64<<20:
 		return bad("max-message-bytes", c.MaxMessageBytes, "must be between 1 and 67108864")
 	case c.MaxSubscriptions < 1:

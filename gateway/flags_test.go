@@ -40,6 +40,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 		HandshakeTimeout: 5 * time.Second,
 		WriteTimeout:     10 * time.Second,
 		SendQueueBytes:   1 << 20,
+		TLSMinVersion:    "1.2",
 		AuthSecret:       "",
 		AllowedOrigins:   "",
 		ClientRate:       50,
