@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"github.com/shardgate/shardgate/shard/tlsfd"
 	"github.com/shardgate/shardgate/shard/wsframe"
 )
 
@@ -38,9 +39,11 @@ type conn struct {
 	grants Grants
 }
 
-// attach registers a connection handed over by the acceptor.
-func (s *Shard) attach(c *conn) {
+// attach registers a connection handed over by the acceptor, with its
+// TLS layer if it has one.
+func (s *Shard) attach(c *conn, link *tlsfd.Conn) {
 	s.addConn(c)
+	s.setLink(c, link)
 	if err := s.poll.Add(int(c.fd), pollInterest, func(ev pollEvent) { s.onEvent(c, ev) }); err != nil {
 		s.log.Warn("register connection", "err", err)
 		s.abort(c, ReasonIOError)
@@ -55,6 +58,12 @@ func (s *Shard) attach(c *conn) {
 	// Bytes pipelined behind the handshake are input like any other.
 	if c.partial != nil {
 		s.consumePipelined(c)
+	}
+	// Records that arrived with the TLS handshake's last flight may wait
+	// decrypted or buffered inside crypto/tls, where epoll cannot see
+	// them.
+	if link != nil && c.state == stateOpen {
+		s.readFrom(c)
 	}
 }
 

@@ -23,7 +23,7 @@ func (s *Shard) onEvent(c *conn, ev pollEvent) {
 	if c.state == stateClosed || ev&poller.EventClosed != 0 {
 		return
 	}
-	if ev&poller.EventWrite != 0 && c.out != nil {
+	if ev&poller.EventWrite != 0 && !s.drained(c) {
 		s.flush(c)
 	}
 	if c.state != stateClosed && ev&(poller.EventRead|poller.EventRdHup|poller.EventHup|poller.EventErr) != 0 {
@@ -53,7 +53,7 @@ func (s *Shard) readFrom(c *conn) {
 		if c.partial != nil {
 			kept = copy(buf, *c.partial) // a header's few bytes
 		}
-		n, err := unix.Read(int(c.fd), buf[kept:kept+readChunk])
+		n, err := s.recv(c, buf[kept:kept+readChunk])
 		switch {
 		case n > 0:
 			s.stats.recvBytes += n
@@ -116,7 +116,7 @@ func (s *Shard) growPartial(c *conn) bool {
 // its frame is complete. It reports whether to keep reading.
 func (s *Shard) readIntoPartial(c *conn) bool {
 	p := *c.partial
-	n, err := unix.Read(int(c.fd), p[len(p):min(cap(p), len(p)+readChunk)])
+	n, err := s.recv(c, p[len(p):min(cap(p), len(p)+readChunk)])
 	switch {
 	case n > 0:
 		s.stats.recvBytes += n

@@ -88,7 +88,7 @@ func (s *Shard) close(c *conn, d Disconnect) {
 	frame := s.pool.Get(0)
 	*frame = wsframe.AppendClose(*frame, d.Code, d.Text)
 	s.send(c, *frame, frame, true)
-	if c.state != stateClosed && c.out == nil {
+	if c.state != stateClosed && s.drained(c) {
 		s.flushed(c)
 	}
 }
@@ -112,7 +112,7 @@ func (s *Shard) peerClose(c *conn, payload []byte) {
 		*b = wsframe.AppendClose(*b, code, "")
 	}
 	s.send(c, *b, b, true)
-	if c.state != stateClosed && c.out == nil {
+	if c.state != stateClosed && s.drained(c) {
 		s.flushed(c)
 	}
 }
@@ -166,6 +166,7 @@ func (s *Shard) release(c *conn) {
 		if err := s.poll.Del(int(c.fd)); err != nil && !errors.Is(err, poller.ErrNotRegistered) && !errors.Is(err, poller.ErrClosed) {
 			s.log.Debug("unregister connection", "err", err)
 		}
+		s.unlink(c.idx)
 		last := s.all[len(s.all)-1]
 		s.all[c.idx] = last
 		last.idx = c.idx

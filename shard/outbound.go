@@ -110,6 +110,10 @@ func (s *Shard) enqueueRest(c *conn, rest []byte, owned *[]byte) {
 // took; ok is false when the connection was released because the socket
 // failed.
 func (s *Shard) write(c *conn, b []byte) (n int, ok bool) {
+	if l := s.tlsOf(c); l != nil {
+		one := [1]unix.Iovec{iovec(b)}
+		return s.writevTLS(c, l, one[:])
+	}
 	for {
 		n, err := unix.Write(int(c.fd), b)
 		switch err {
@@ -130,6 +134,9 @@ func (s *Shard) write(c *conn, b []byte) (n int, ok bool) {
 // writev writes iov with one system call. The caller keeps the memory the
 // iovecs point into alive (it is referenced from the queue or the batch).
 func (s *Shard) writev(c *conn, iov []unix.Iovec) (n int, ok bool) {
+	if l := s.tlsOf(c); l != nil {
+		return s.writevTLS(c, l, iov)
+	}
 	for {
 		r, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(c.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 		switch errno {
@@ -156,6 +163,9 @@ func iovec(b []byte) unix.Iovec {
 // flush writes c's queue until it is empty or the socket is full. It runs
 // on EPOLLOUT.
 func (s *Shard) flush(c *conn) {
+	if l := s.tlsOf(c); l != nil && !s.flushTLS(c, l) {
+		return
+	}
 	for c.out != nil && c.state != stateClosed {
 		q := c.out
 		iov := s.iov[:0]
@@ -172,7 +182,7 @@ func (s *Shard) flush(c *conn) {
 		}
 		s.advance(c, n)
 	}
-	if c.out == nil {
+	if c.state != stateClosed && s.drained(c) {
 		s.flushed(c)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/shardgate/shardgate/bufpool"
 	"github.com/shardgate/shardgate/poller"
+	"github.com/shardgate/shardgate/shard/tlsfd"
 	"github.com/shardgate/shardgate/shard/wsframe"
 	"golang.org/x/sys/unix"
 )
@@ -98,7 +99,9 @@ type Shard struct {
 	batch         []delivery
 	dirty         []*conn
 	iov           []unix.Iovec
-	again         []*conn // connections whose input was cut short to bound a pass
+	again         []*conn       // connections whose input was cut short to bound a pass
+	links         []*tlsfd.Conn // links[i] is the TLS layer of all[i] (see tls.go); nil until a TLS connection comes
+	sealBuf       []byte        // plaintext gathered into one TLS record
 	draining      bool
 	drainDeadline int64 // shard clock at which draining connections are cut off
 	stats         stats
@@ -121,6 +124,7 @@ const (
 type task struct {
 	kind    taskKind
 	conn    *conn         // attach
+	link    *tlsfd.Conn   // attach: the connection's TLS layer, nil for plain TCP
 	channel string        // broadcast: "" means every connection; kick: the subject
 	frame   []byte        // broadcast: encoded once, shared, read-only
 	timeout time.Duration // drain
@@ -151,6 +155,7 @@ func New(opts Options) (*Shard, error) {
 		// read's worth of fresh bytes.
 		readBuf:   make([]byte, opts.MaxMessageBytes+maxFrameHeader+readChunk),
 		iov:       make([]unix.Iovec, 0, maxIovecs),
+		sealBuf:   make([]byte, sealChunk),
 		pingFrame: wsframe.AppendFrame(nil, ws.OpPing, nil),
 	}
 	s.lastPass.Store(time.Now().UnixNano())
@@ -322,7 +327,7 @@ func (s *Shard) runInbox() {
 			i = j
 			continue
 		case taskAttach:
-			s.attach(t.conn)
+			s.attach(t.conn, t.link)
 		case taskTick:
 			s.sweep()
 		case taskDrain:
@@ -373,6 +378,9 @@ func (s *Shard) Close() error {
 	s.mu.Unlock()
 	for _, t := range orphans {
 		if t.kind == taskAttach {
+			if t.link != nil {
+				t.link.Release()
+			}
 			s.release(t.conn) // never attached: release only closes the socket
 		}
 	}
