@@ -9,7 +9,7 @@ import (
 )
 
 func BenchmarkVerify(b *testing.B) {
-	v := NewVerifier([]byte(testSecret))
+	v := newTestVerifier(b, Keys{Secret: []byte(testSecret)})
 	tok := signed(b, jwt.MapClaims{
 		"sub": "user-42", "exp": testNow.Add(time.Hour).Unix(),
 		"channels": []string{"news.*", "user.42.*", "chat"}, "publish": []string{"chat"},
@@ -31,6 +31,32 @@ func BenchmarkVerify(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkVerifyJWKS prices a handshake's token check per key kind: what
+// an unauthenticated client can make the gateway spend with a known kid.
+func BenchmarkVerifyJWKS(b *testing.B) {
+	path, k := standardJWKS(b)
+	v := newTestVerifier(b, Keys{Secret: []byte(testSecret), JWKSFile: path})
+	claims := jwt.MapClaims{"sub": "user-42", "exp": testNow.Add(time.Hour).Unix(), "channels": []string{"news.*"}}
+	for _, bc := range []struct {
+		name  string
+		token string
+	}{
+		{"HS256", signKID(b, jwt.SigningMethodHS256, []byte(testSecret), "", claims)},
+		{"RS256", signKID(b, jwt.SigningMethodRS256, k.rsa, "rsa-1", claims)},
+		{"ES256", signKID(b, jwt.SigningMethodES256, k.ec, "ec-1", claims)},
+		{"EdDSA", signKID(b, jwt.SigningMethodEdDSA, k.ed, "ed-1", claims)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.Verify(bc.token, testNow); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
 func BenchmarkMatch(b *testing.B) {

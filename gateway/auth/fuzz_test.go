@@ -1,22 +1,31 @@
 package auth
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/hmac"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"math/big"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/shardgate/shardgate/shard/protocol"
 )
 
 // FuzzVerify feeds Verify two kinds of input. token is arbitrary: it must
 // never panic, and it may only verify if it really carries an HS256 header
-// and the secret's HMAC over its first two segments — the fuzzer cannot
-// forge that, so in practice only the seeds verify. payload is signed here
-// with the secret, which drives arbitrary claims through the claim checks:
-// whatever verifies must hold only valid patterns.
+// and the secret's HMAC over its first two segments, or (for the verifier
+// that also has a key set) a kid of the set, that key's algorithm and a
+// signature the standard library accepts under that key — the fuzzer
+// cannot forge either, so in practice only the seeds verify. payload is
+// signed here with the secret, which drives arbitrary claims through the
+// claim checks: whatever verifies must hold only valid patterns.
 func FuzzVerify(f *testing.F) {
 	key := []byte(testSecret)
 	seeds := []struct{ token, payload string }{
@@ -31,16 +40,31 @@ func FuzzVerify(f *testing.F) {
 		{"eyJhbGciOiJIUzI1NiJ9.e30.", `{"sub":null}`},
 		{strings.Repeat("A", 100), `{"exp":"1"}`},
 	}
+	path, k := standardJWKS(f)
+	claims := jwt.MapClaims{"sub": "u", "channels": []string{"a.*"}}
+	seeds = append(seeds, []struct{ token, payload string }{
+		{signKID(f, jwt.SigningMethodRS256, k.rsa, "rsa-1", claims), `{"aud":["x"]}`},
+		{signKID(f, jwt.SigningMethodES256, k.ec, "ec-1", claims), `{"iss":1}`},
+		{signKID(f, jwt.SigningMethodEdDSA, k.ed, "ed-1", claims), `{"channels":["*"]}`},
+		{signKID(f, jwt.SigningMethodHS256, pemOf(f, &k.rsa.PublicKey), "rsa-1", claims), `{}`},
+		{handMade(`{"alg":"HS256","kid":"ed-1"}`, `{}`, key), `{}`},
+		{handMade(`{"alg":"EdDSA","kid":["ed-1"]}`, `{}`, key), `{}`},
+	}...)
 	for _, s := range seeds {
 		f.Add(s.token, []byte(s.payload))
 	}
-	v := NewVerifier(key)
+	v := newTestVerifier(f, Keys{Secret: key})
+	both := newTestVerifier(f, Keys{Secret: key, JWKSFile: path})
 	f.Fuzz(func(t *testing.T, token string, payload []byte) {
 		if g, err := v.Verify(token, testNow); err == nil {
 			if g == nil {
 				t.Fatal("nil grants without error")
 			}
 			checkSignedHS256(t, token, key)
+			checkPatterns(t, g)
+		}
+		if g, err := both.Verify(token, testNow); err == nil {
+			checkSignedBySet(t, token, key, k)
 			checkPatterns(t, g)
 		}
 
@@ -85,6 +109,104 @@ func checkSignedHS256(t *testing.T, token string, key []byte) {
 	if !hmac.Equal(sig, mac.Sum(nil)) {
 		t.Fatalf("verified a token not signed with the secret: %q", token)
 	}
+}
+
+// checkSignedBySet fails unless token is an HS256 token signed with the
+// secret (and not naming a kid of the set), or names a kid of the
+// standardJWKS set with that key's algorithm and a signature that the
+// standard library's verifier for the key accepts.
+func checkSignedBySet(t *testing.T, token string, secret []byte, k testKeys) {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("verified a token with %d segments", len(parts))
+	}
+	header, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		t.Fatalf("verified a token with undecodable header: %v", err)
+	}
+	var h struct {
+		Alg string
+		Kid *string
+	}
+	if err := json.Unmarshal(header, &h); err != nil {
+		t.Fatalf("verified a token with header %s: %v", header, err)
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		t.Fatalf("verified a token with undecodable signature: %v", err)
+	}
+	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	var kid string
+	if h.Kid != nil {
+		kid = *h.Kid
+	}
+	ok := false
+	switch {
+	case h.Alg == "HS256" && kid != "rsa-1" && kid != "ec-1" && kid != "ed-1":
+		checkSignedHS256(t, token, secret)
+		ok = true
+	case h.Alg == "RS256" && kid == "rsa-1":
+		ok = rsa.VerifyPKCS1v15(&k.rsa.PublicKey, crypto.SHA256, digest[:], sig) == nil
+	case h.Alg == "ES256" && kid == "ec-1" && len(sig) == 64:
+		r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+		ok = ecdsa.Verify(&k.ec.PublicKey, digest[:], r, s)
+	case h.Alg == "EdDSA" && kid == "ed-1":
+		ok = ed25519.Verify(k.ed.Public().(ed25519.PublicKey), []byte(parts[0]+"."+parts[1]), sig)
+	}
+	if !ok {
+		t.Fatalf("verified a token not signed by the key its header names: %q", token)
+	}
+}
+
+// FuzzParseJWKS feeds the key set parser arbitrary bytes: it must never
+// panic, and a set it accepts holds only kid-named public keys of the
+// three supported kinds, each paired with its one algorithm.
+func FuzzParseJWKS(f *testing.F) {
+	path, _ := standardJWKS(f)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	for _, s := range []string{
+		`{"keys":[]}`, `{"keys":null}`, `[]`, `null`, ``, `{"keys":[{}]}`,
+		`{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}`,
+		`{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"e","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}`,
+		`{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"e","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}]}`,
+		`{"keys":[{"kty":"EC","crv":"P-256","kid":"c","x":"AA","y":"AA"}]}`,
+		`{"keys":[{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB"}]}`,
+		`{"keys":[{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB","x5c":["AAAA"]}]}`,
+		`{"keys":[{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB","x5u":"http://127.0.0.1:1/x"}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		set, err := parseJWKS(data)
+		if err != nil {
+			if set != nil {
+				t.Fatal("a set returned with an error")
+			}
+			return
+		}
+		if len(set.byKID) == 0 {
+			t.Fatal("accepted an empty set")
+		}
+		for kid, pk := range set.byKID {
+			if kid == "" {
+				t.Fatal("accepted a key without kid")
+			}
+			if !keyFits(pk.method, pk.key) {
+				t.Fatalf("kid %q: %s paired with %T", kid, pk.method.Alg(), pk.key)
+			}
+			if pk.method == jwt.SigningMethodHS256 {
+				t.Fatalf("kid %q: HMAC key from a key set", kid)
+			}
+			if r, isRSA := pk.key.(*rsa.PublicKey); isRSA && (r.N.BitLen() < minRSABits || r.N.BitLen() > maxRSABits) {
+				t.Fatalf("kid %q: RSA key of %d bits", kid, r.N.BitLen())
+			}
+		}
+	})
 }
 
 func checkPatterns(t *testing.T, g *Grants) {

@@ -2,12 +2,18 @@ package auth
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -26,42 +32,133 @@ var (
 // unauthenticated client can ask for.
 const MaxTokenLen = 16 << 10
 
-// Verifier checks HS256 JWTs against one shared secret.
+// Verifier checks JWTs against the keys it was built with: an HS256
+// secret, a JSON Web Key Set of RS256, ES256 and EdDSA public keys chosen
+// by the token's "kid", or both.
 //
-// The JOSE parsing and the HMAC check are golang-jwt/jwt/v5's; the claims
-// are read here rather than by its validator because that validator treats
-// "exp": 0 as "no expiry" and accepts claims of the wrong JSON type in places
-// where we want a token refused.
+// The JOSE parsing and the signature checks are golang-jwt/jwt/v5's; the
+// claims are read here rather than by its validator because that validator
+// treats "exp": 0 as "no expiry" and accepts claims of the wrong JSON type
+// in places where we want a token refused.
+//
+// A Verifier is safe for concurrent use. Everything but the key set is
+// fixed at construction; Reload replaces the key set as a whole, so a
+// Verify sees either the old set or the new one, never a mix.
 type Verifier struct {
-	secret []byte
-	parser *jwt.Parser
+	secret   []byte // HS256 key; empty: HS256 tokens are refused
+	jwksFile string // "": no key set, Reload is a no-op
+	issuer   string // "": "iss" is not checked
+	audience string // "": "aud" is not checked
+	parser   *jwt.Parser
+
+	keys     atomic.Pointer[keySet] // nil without jwksFile
+	reloadMu sync.Mutex             // serialises Reload: an older read never replaces a newer one
 }
 
-// NewVerifier returns a Verifier for secret, which it copies. A Verifier with
-// an empty secret rejects every token: HMAC with an empty key is a key
-// everyone knows, so "no secret" must mean "no auth" at the caller, never a
-// verifier that accepts forgeries.
-func NewVerifier(secret []byte) *Verifier {
-	return &Verifier{
-		secret: bytes.Clone(secret),
+// Keys is what a Verifier accepts tokens from and for. At least one of
+// Secret and JWKSFile must be set.
+type Keys struct {
+	// Secret is the HS256 key (-auth-secret), copied by NewVerifier.
+	// Empty: HS256 tokens are refused, since HMAC with an empty key is a
+	// key everyone knows.
+	Secret []byte
+	// JWKSFile is the path of a JSON Web Key Set (-auth-jwks) of public
+	// RS256, ES256 (P-256) and EdDSA (Ed25519) keys, each with a kid.
+	JWKSFile string
+	// Issuer, when set, must equal the token's "iss".
+	Issuer string
+	// Audience, when set, must be the token's "aud" or one of its entries.
+	Audience string
+}
+
+// NewVerifier returns a Verifier for keys. It reads keys.JWKSFile now and
+// fails if it cannot be used (see Reload for what that means), or if keys
+// name neither a secret nor a key set: "no keys" must mean "no auth" at the
+// caller, never a verifier that accepts nothing or anything.
+func NewVerifier(keys Keys) (*Verifier, error) {
+	var methods []string
+	if len(keys.Secret) > 0 {
+		methods = append(methods, jwt.SigningMethodHS256.Alg())
+	}
+	if keys.JWKSFile != "" {
+		methods = append(methods, jwt.SigningMethodRS256.Alg(), jwt.SigningMethodES256.Alg(), jwt.SigningMethodEdDSA.Alg())
+	}
+	if len(methods) == 0 {
+		return nil, errors.New("auth: no token keys: set a secret, a key set file, or both")
+	}
+	v := &Verifier{
+		secret:   bytes.Clone(keys.Secret),
+		jwksFile: keys.JWKSFile,
+		issuer:   keys.Issuer,
+		audience: keys.Audience,
 		parser: jwt.NewParser(
-			// Only HS256. This is checked against the header's "alg"
-			// before the key is asked for, so "none", RS256 and HS512
-			// tokens are refused without touching the secret.
-			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+			// Only the algorithms of the configured key kinds. This is
+			// checked against the header's "alg" before the key is
+			// asked for, so "none", HS512 and PS256 tokens (and, without
+			// a secret, every HS256 one) are refused without touching
+			// a key. The key function then pins each key to its one
+			// algorithm.
+			jwt.WithValidMethods(methods),
 			// Canonical base64url only: one token, one spelling.
 			jwt.WithStrictDecoding(),
 			// Claims are checked by Verify against the caller's clock.
 			jwt.WithoutClaimsValidation(),
 		),
 	}
+	if v.jwksFile != "" {
+		set, err := loadJWKS(v.jwksFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth: key set %s: %w", v.jwksFile, err)
+		}
+		v.keys.Store(set)
+	}
+	return v, nil
+}
+
+// Reload re-reads the key set file and puts it in force for every Verify
+// that starts after it returns. On any error — the file unreadable or over
+// 1 MiB, not a JSON Web Key Set, without keys, or holding a key that is not
+// a public RSA (2048 to 8192 bits), P-256 or Ed25519 signature key with a
+// kid of its own — the set in force stays and the error says why. A whole
+// file is refused for one bad key rather than loaded in part: a half-applied
+// rotation is harder to notice than a failed one.
+//
+// Reload on a nil Verifier or one without a key set does nothing.
+func (v *Verifier) Reload() error {
+	if v == nil || v.jwksFile == "" {
+		return nil
+	}
+	v.reloadMu.Lock()
+	defer v.reloadMu.Unlock()
+	set, err := loadJWKS(v.jwksFile)
+	if err != nil {
+		return fmt.Errorf("auth: reload key set %s (the previous keys stay in force): %w", v.jwksFile, err)
+	}
+	v.keys.Store(set)
+	return nil
+}
+
+// KeyIDs returns the kids of the key set in force, sorted; nil without a
+// key set. For logs after a reload.
+func (v *Verifier) KeyIDs() []string {
+	if v == nil {
+		return nil
+	}
+	return v.keys.Load().kids()
 }
 
 // Verify checks token — a compact-serialised JWS — and returns what it
 // grants. It requires:
-//   - "alg" exactly "HS256" in the header and no "crit" header (we
-//     implement no extensions, so RFC 7515 says refuse);
-//   - a valid HMAC-SHA256 signature under the Verifier's secret;
+//   - "alg" HS256 with a valid HMAC-SHA256 signature under the secret, or
+//     a "kid" naming a key of the set, "alg" that key's one algorithm
+//     (RS256 for RSA, ES256 for P-256, EdDSA for Ed25519) and a valid
+//     signature under it. An HS256 token is checked against the secret
+//     whatever its kid, unless the kid names a key of the set: then it is
+//     refused, as that is the shape of an algorithm-confusion forgery;
+//   - no "crit" header (we implement no extensions, so RFC 7515 says
+//     refuse);
+//   - "iss" equal to the Verifier's issuer and "aud" naming its audience
+//     (a string, or a list of strings holding it), when those are set;
 //   - "exp", if present, a number with now strictly before it. A token
 //     without "exp" never expires: issuers that want expiry must set it;
 //   - "nbf", if present, a number with now at or after it;
@@ -74,8 +171,8 @@ func (v *Verifier) Verify(token string, now time.Time) (*Grants, error) {
 	if token == "" {
 		return nil, ErrMissingToken
 	}
-	if v == nil || len(v.secret) == 0 {
-		return nil, fmt.Errorf("verifier has no secret: %w", ErrInvalidToken)
+	if v == nil || v.parser == nil {
+		return nil, fmt.Errorf("verifier has no keys: %w", ErrInvalidToken)
 	}
 	if len(token) > MaxTokenLen {
 		return nil, fmt.Errorf("token longer than %d bytes: %w", MaxTokenLen, ErrInvalidToken)
@@ -86,6 +183,9 @@ func (v *Verifier) Verify(token string, now time.Time) (*Grants, error) {
 	}
 	if !payloadIsObject(token) {
 		return nil, fmt.Errorf("claims are not a JSON object: %w", ErrInvalidToken)
+	}
+	if err := v.checkIssuerAudience(claims); err != nil {
+		return nil, err
 	}
 
 	g := &Grants{}
@@ -129,17 +229,96 @@ func (v *Verifier) Verify(token string, now time.Time) (*Grants, error) {
 	return g, nil
 }
 
-// key is the jwt.Keyfunc. The method check duplicates WithValidMethods on
-// purpose: comparing the pointer also refuses an "HS256" that some other
-// package registered in jwt's global registry in place of the real one.
+// key is the jwt.Keyfunc: it picks the key for the token's kid and alg
+// (see Verify) and refuses any pairing of algorithm and key other than
+// HS256/secret, RS256/RSA, ES256/P-256 and EdDSA/Ed25519. The method checks
+// duplicate WithValidMethods on purpose: comparing the pointers also
+// refuses an algorithm that some other package registered in jwt's global
+// registry under one of our names.
 func (v *Verifier) key(t *jwt.Token) (any, error) {
-	if t.Method != jwt.SigningMethodHS256 {
-		return nil, errors.New("signing method is not HS256")
-	}
 	if _, ok := t.Header["crit"]; ok {
 		return nil, errors.New(`unsupported "crit" header`)
 	}
-	return v.secret, nil
+	kid, hasKID := t.Header["kid"]
+	var name string
+	if hasKID {
+		s, isString := kid.(string)
+		if !isString {
+			return nil, errors.New(`"kid" header is not a string`)
+		}
+		name = s
+	}
+	var key any
+	if pk, inSet := v.keys.Load().lookup(name); hasKID && inSet {
+		if t.Method != pk.method {
+			return nil, fmt.Errorf("alg %s does not fit key %q, which takes %s only", t.Method.Alg(), name, pk.method.Alg())
+		}
+		key = pk.key
+	} else if t.Method == jwt.SigningMethodHS256 {
+		if len(v.secret) == 0 {
+			return nil, errors.New("HS256 token and no secret")
+		}
+		key = v.secret
+	} else if hasKID {
+		return nil, fmt.Errorf("unknown kid %q", name)
+	} else {
+		return nil, fmt.Errorf(`%s token without "kid"`, t.Method.Alg())
+	}
+	if !keyFits(t.Method, key) {
+		return nil, fmt.Errorf("alg %s does not fit a key of type %T", t.Method.Alg(), key)
+	}
+	return key, nil
+}
+
+// keyFits reports whether key is of the one kind that method verifies
+// with: the last guard against algorithm confusion, independent of how the
+// key was chosen.
+func keyFits(method jwt.SigningMethod, key any) bool {
+	switch k := key.(type) {
+	case []byte:
+		return method == jwt.SigningMethodHS256 && len(k) > 0
+	case *rsa.PublicKey:
+		return method == jwt.SigningMethodRS256
+	case *ecdsa.PublicKey:
+		return method == jwt.SigningMethodES256 && k.Curve == elliptic.P256()
+	case ed25519.PublicKey:
+		return method == jwt.SigningMethodEdDSA && len(k) == ed25519.PublicKeySize
+	}
+	return false
+}
+
+// checkIssuerAudience applies -auth-issuer and -auth-audience. Either,
+// when set, makes its claim required: a token that does not say whom it
+// is from or for was not issued for us.
+func (v *Verifier) checkIssuerAudience(claims jwt.MapClaims) error {
+	if v.issuer != "" {
+		if iss, ok := claims["iss"].(string); !ok || iss != v.issuer {
+			return fmt.Errorf(`claim "iss" is not %q: %w`, v.issuer, ErrInvalidToken)
+		}
+	}
+	if v.audience == "" {
+		return nil
+	}
+	// RFC 7519 §4.1.3: a single string, or an array of strings.
+	switch aud := claims["aud"].(type) {
+	case string:
+		if aud == v.audience {
+			return nil
+		}
+	case []any:
+		found := false
+		for _, item := range aud {
+			s, isString := item.(string)
+			if !isString {
+				return fmt.Errorf(`claim "aud" is not a list of strings: %w`, ErrInvalidToken)
+			}
+			found = found || s == v.audience
+		}
+		if found {
+			return nil
+		}
+	}
+	return fmt.Errorf(`claim "aud" does not name %q: %w`, v.audience, ErrInvalidToken)
 }
 
 // payloadIsObject reports whether the token's (already verified) claims set

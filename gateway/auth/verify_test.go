@@ -19,6 +19,16 @@ const testSecret = "0123456789abcdef0123456789abcdef"
 // testNow is the fixed clock every Verify test runs at.
 var testNow = time.Unix(1_700_000_000, 500_000_000)
 
+// newTestVerifier builds a Verifier from keys or fails the test.
+func newTestVerifier(t testing.TB, keys Keys) *Verifier {
+	t.Helper()
+	v, err := NewVerifier(keys)
+	if err != nil {
+		t.Fatalf("NewVerifier: %v", err)
+	}
+	return v
+}
+
 // signed makes a token with golang-jwt, the way an issuer would.
 func signed(t testing.TB, claims jwt.MapClaims) string {
 	t.Helper()
@@ -118,7 +128,7 @@ func TestVerify(t *testing.T) {
 		{name: "garbage", token: "not a token", want: ErrInvalidToken},
 		{name: "too long", token: handMade(hs256, `{"x":"`+strings.Repeat("a", MaxTokenLen)+`"}`, []byte(testSecret)), want: ErrInvalidToken, errPart: "longer"},
 	}
-	v := NewVerifier([]byte(testSecret))
+	v := newTestVerifier(t, Keys{Secret: []byte(testSecret)})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g, err := v.Verify(tc.token, testNow)
@@ -180,18 +190,26 @@ func nextB64(c byte) string {
 	return string(alphabet[strings.IndexByte(alphabet, c)^1])
 }
 
-func TestVerifyEmptySecret(t *testing.T) {
+// TestVerifierWithoutKeys: a Verifier cannot be built without a key, and
+// the nil and zero Verifiers refuse every token, including one whose HMAC
+// key is the empty key everyone knows.
+func TestVerifierWithoutKeys(t *testing.T) {
+	for _, keys := range []Keys{{}, {Secret: []byte{}}, {Issuer: "i", Audience: "a"}} {
+		if v, err := NewVerifier(keys); err == nil {
+			t.Errorf("NewVerifier(%+v) = %v, want an error", keys, v)
+		}
+	}
 	tok := handMade(hs256, `{"channels":["*"]}`, []byte{})
-	for _, v := range []*Verifier{NewVerifier(nil), NewVerifier([]byte{}), nil} {
+	for _, v := range []*Verifier{nil, {}} {
 		if g, err := v.Verify(tok, testNow); !errors.Is(err, ErrInvalidToken) {
-			t.Errorf("verifier without secret: grants %v, err %v; want ErrInvalidToken", g, err)
+			t.Errorf("verifier without keys: grants %v, err %v; want ErrInvalidToken", g, err)
 		}
 	}
 }
 
 func TestVerifierCopiesSecret(t *testing.T) {
 	secret := []byte(testSecret)
-	v := NewVerifier(secret)
+	v := newTestVerifier(t, Keys{Secret: secret})
 	secret[0] ^= 0xff
 	if _, err := v.Verify(signed(t, jwt.MapClaims{}), testNow); err != nil {
 		t.Errorf("changing the caller's slice changed the verifier: %v", err)
@@ -199,7 +217,7 @@ func TestVerifierCopiesSecret(t *testing.T) {
 }
 
 func TestVerifyConcurrent(t *testing.T) {
-	v := NewVerifier([]byte(testSecret))
+	v := newTestVerifier(t, Keys{Secret: []byte(testSecret)})
 	tok := signed(t, jwt.MapClaims{"channels": []string{"a.*"}})
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
