@@ -198,10 +198,11 @@ func TestDisconnectAPIUnavailable(t *testing.T) {
 	checkAPIError(t, body)
 }
 
-// TestClusterDisconnectAPI: a disconnect posted to node A closes alice's
-// connections on A, B and C with 4003, each node counting its own as
-// kicked, while bob's connection on B keeps receiving messages published
-// on any node.
+// TestClusterDisconnectAPI: on a three-node cluster, a disconnect posted
+// to node A closes alice's connections on A, B and C with 4003
+// "disconnected", each node counting its own as kicked, while bob's
+// connections on every node (subscribed to the same channel as alice's)
+// stay open and keep receiving messages published on any node.
 func TestClusterDisconnectAPI(t *testing.T) {
 	srv := startNATS(t, -1)
 	url := "nats://" + srv.Addr().String()
@@ -216,44 +217,54 @@ func TestClusterDisconnectAPI(t *testing.T) {
 		g.waitReady(http.StatusOK)
 		g.waitMetric(1, "shardgate_broker_connected")
 	}
-	a, b, c := nodes[0], nodes[1], nodes[2]
 
 	alice := map[*testGateway][]*wstest.Client{}
+	bob := map[*testGateway][]*wstest.Client{}
 	for i, g := range nodes {
 		for range i + 1 { // one on A, two on B, three on C
-			alice[g] = append(alice[g], dialAs(t, g, "alice"))
+			a := dialAs(t, g, "alice")
+			a.Subscribe("news")
+			alice[g] = append(alice[g], a)
+		}
+		for range 3 - i { // three on A, two on B, one on C
+			b := dialAs(t, g, "bob")
+			b.Subscribe("news")
+			bob[g] = append(bob[g], b)
 		}
 	}
-	bob := dialAs(t, b, "bob")
-	bob.Subscribe("news")
-	waitNATSSubs(t, srv, "news", 1)
+	waitNATSSubs(t, srv, "news", len(nodes))
 	for _, g := range nodes {
-		want := len(alice[g])
-		if g == b {
-			want++ // bob
-		}
-		g.waitMetric(float64(want), "shardgate_connections")
+		g.waitMetric(float64(len(alice[g])+len(bob[g])), "shardgate_connections")
 	}
 
-	if code, body := postJSON(t, a, "/api/disconnect", `{"sub":"alice"}`); code != http.StatusOK {
+	if code, body := postJSON(t, nodes[0], "/api/disconnect", `{"sub":"alice"}`); code != http.StatusOK {
 		t.Fatalf("disconnect on A: %d %q", code, body)
 	}
-	for i, g := range nodes {
+	for _, g := range nodes {
 		for _, cl := range alice[g] {
 			expectKicked(t, cl)
 		}
-		g.waitMetric(float64(i+1), "shardgate_disconnects_total", "reason", "kicked")
+		g.waitMetric(float64(len(alice[g])), "shardgate_disconnects_total", "reason", "kicked")
+		g.waitMetric(float64(len(bob[g])), "shardgate_connections")
 	}
 
-	for i, g := range []*testGateway{a, b, c} {
+	// Each node's bobs still hold their subscription, and messages from
+	// every node still reach them all: nothing of bob's was closed,
+	// unsubscribed or lost on any node.
+	for i, from := range nodes {
 		data := fmt.Sprintf(`"from node %d"`, i)
-		if code, body := postJSON(t, g, "/api/publish", `{"channel":"news","data":`+data+`}`); code != http.StatusOK {
+		if code, body := postJSON(t, from, "/api/publish", `{"channel":"news","data":`+data+`}`); code != http.StatusOK {
 			t.Fatalf("publish on node %d: %d %q", i, code, body)
 		}
-		expectMessage(t, bob, "news", data)
+		for _, g := range nodes {
+			for _, b := range bob[g] {
+				expectMessage(t, b, "news", data)
+			}
+		}
 	}
-	b.waitMetric(1, "shardgate_connections")
-	if n := b.metricSum("shardgate_disconnects_total"); n != 2 {
-		t.Fatalf("node B disconnects_total = %v, want alice's 2 only", n)
+	for i, g := range nodes {
+		if n := g.metricSum("shardgate_disconnects_total"); n != float64(len(alice[g])) {
+			t.Fatalf("node %d disconnects_total = %v, want alice's %d only", i, n, len(alice[g]))
+		}
 	}
 }
