@@ -57,6 +57,9 @@ type acceptor struct {
 	unwoken []bool
 	next    int // round-robin start for shard selection
 
+	// proxyProtocol: each connection starts with a PROXY header (proxy.go).
+	proxyProtocol bool
+
 	tick     atomic.Bool
 	stop     atomic.Bool
 	lastPass atomic.Int64  // Unix nanoseconds of the last wake-up or listener pass: the health check's pulse
@@ -76,6 +79,10 @@ type pendingConn struct {
 	tag        uint32 // the ipLimiter's, 0 when untracked
 	done       bool
 	registered bool // in the acceptor's poller and pending map
+	// proxied: its PROXY header is parsed and gone from buf; client is
+	// the address it named, or the socket's peer (proxy.go).
+	proxied bool
+	client  netip.Addr
 }
 
 // acceptorLimits are the acceptor's bounds on clients in their handshake.
@@ -83,6 +90,7 @@ type acceptorLimits struct {
 	timeout       time.Duration // -handshake-timeout
 	maxHandshakes int           // -max-handshakes
 	perIP         *ipLimiter    // -max-conns-per-ip; nil: none
+	proxyProtocol bool          // -proxy-protocol
 }
 
 func newAcceptor(log *slog.Logger, ln *net.TCPListener, hs *handshaker, shards []*shard.Shard, lim acceptorLimits) (*acceptor, error) {
@@ -101,6 +109,7 @@ func newAcceptor(log *slog.Logger, ln *net.TCPListener, hs *handshaker, shards [
 		spare:      -1,
 		unwoken:    make([]bool, len(shards)),
 	}
+	a.proxyProtocol = lim.proxyProtocol
 	a.lastPass.Store(time.Now().UnixNano())
 	raw, err := ln.SyscallConn()
 	if err != nil {
@@ -218,9 +227,11 @@ func (a *acceptor) onListener(ev poller.Event) {
 }
 
 // accept takes one connection from the listener. Its peer's address is
-// asked for only when -max-conns-per-ip needs it, and counted there.
+// asked for only when -max-conns-per-ip needs it, and counted there; with
+// -proxy-protocol the peer is the proxy, and the header's address is
+// counted instead (proxyHeader).
 func (a *acceptor) accept() (fd int, tag uint32, errno unix.Errno) {
-	if a.perIP == nil {
+	if a.perIP == nil || a.proxyProtocol {
 		r, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(a.lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 		return int(r), 0, errno
 	}
@@ -311,6 +322,15 @@ func (a *acceptor) onReadable(p *pendingConn, ev poller.Event) {
 		switch {
 		case n > 0:
 			p.n += n
+			if a.proxyProtocol && !p.proxied {
+				if !a.proxyHeader(p) {
+					if p.done {
+						return
+					}
+					continue
+				}
+				prev = 0 // the header's bytes are gone from p.buf
+			}
 			from := max(0, prev-3)
 			if i := bytes.Index((*p.buf)[from:p.n], headerEnd); i >= 0 {
 				a.finish(p, from+i+len(headerEnd))
