@@ -65,6 +65,11 @@ type Gateway struct {
 
 	perIP *ipLimiter // nil without -max-conns-per-ip
 
+	// verifier checks tokens at upgrade; nil without -auth-secret and
+	// -auth-jwks. Its Reload re-reads -auth-jwks and may be called from
+	// any goroutine while connections are verified.
+	verifier *auth.Verifier
+
 	interestMu sync.Mutex
 	interest   map[string]*interest // channel → the node's registration with the broker
 
@@ -98,11 +103,22 @@ func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 		g.maxConns = defaultMaxConns()
 	}
 
-	var verifier *auth.Verifier
-	if cfg.AuthSecret != "" {
-		verifier = auth.NewVerifier([]byte(cfg.AuthSecret))
-	} else {
-		log.Warn("no -auth-secret set: every client may subscribe and publish to every channel")
+	switch {
+	case cfg.AuthSecret != "" || cfg.AuthJWKS != "":
+		g.verifier, err = auth.NewVerifier(auth.Keys{Secret: []byte(cfg.AuthSecret), JWKSFile: cfg.AuthJWKS,
+			Issuer: cfg.AuthIssuer, Audience: cfg.AuthAudience})
+		if err != nil {
+			return nil, fmt.Errorf("gateway: -auth-jwks: %w", err)
+		}
+		if cfg.AuthJWKS != "" {
+			log.Info("token key set loaded", "file", cfg.AuthJWKS, "kids", g.verifier.KeyIDs())
+		}
+	case cfg.AuthIssuer != "" || cfg.AuthAudience != "":
+		// Checking iss/aud with no key to check signatures would be
+		// auth in name only: refuse rather than start open.
+		return nil, errors.New("gateway: -auth-issuer and -auth-audience need -auth-secret or -auth-jwks")
+	default:
+		log.Warn("no -auth-secret or -auth-jwks set: every client may subscribe and publish to every channel")
 	}
 	var origins *auth.OriginPolicy
 	if cfg.AllowedOrigins != "" {
@@ -163,7 +179,7 @@ func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 		return nil, fmt.Errorf("gateway: admin listen %s: %w", cfg.Admin, err)
 	}
 
-	hs := newHandshaker(cfg.Path, verifier, origins, g.maxConns, &g.open, g.m.upgrades)
+	hs := newHandshaker(cfg.Path, g.verifier, origins, g.maxConns, &g.open, g.m.upgrades)
 	if cfg.MaxConnsPerIP > 0 {
 		g.perIP = newIPLimiter(cfg.MaxConnsPerIP)
 	}
