@@ -68,27 +68,30 @@ func proxyV2Local(t testing.TB) []byte {
 // or, with trickle, one byte per write.
 func dialProxied(t *testing.T, g *testGateway, header []byte, trickle bool) (*wstest.Client, error) {
 	t.Helper()
-	d := ws.Dialer{
-		Timeout: wstest.DefaultTimeout,
-		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err != nil {
+	d := ws.Dialer{Timeout: wstest.DefaultTimeout, NetDial: proxiedNetDial(header, trickle)}
+	return wstest.DialWith(t, d, g.wsURL())
+}
+
+// proxiedNetDial dials as a proxy does: TCP, then header, then whatever
+// the client sends (the upgrade request, or a TLS ClientHello first).
+func proxiedNetDial(header []byte, trickle bool) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		chunk := len(header)
+		if trickle {
+			chunk = 1
+		}
+		for b := header; len(b) > 0; b = b[min(chunk, len(b)):] {
+			if _, err := c.Write(b[:min(chunk, len(b))]); err != nil {
+				c.Close()
 				return nil, err
 			}
-			chunk := len(header)
-			if trickle {
-				chunk = 1
-			}
-			for b := header; len(b) > 0; b = b[min(chunk, len(b)):] {
-				if _, err := c.Write(b[:min(chunk, len(b))]); err != nil {
-					c.Close()
-					return nil, err
-				}
-			}
-			return c, nil
-		},
+		}
+		return c, nil
 	}
-	return wstest.DialWith(t, d, g.wsURL())
 }
 
 // startProxiedGateway is a one-shard gateway with -proxy-protocol and
