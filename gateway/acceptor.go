@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,7 +56,14 @@ type acceptor struct {
 	// unwoken[i]: shard i was handed connections it has not been woken
 	// for yet (see wakeShards).
 	unwoken []bool
-	next    int // round-robin start for shard selection
+	next    atomic.Uint32 // round-robin start for shard selection
+
+	// tls is set when the listener speaks TLS only (tlsserve.go): its
+	// handshakes run on goroutines, which tlsWG counts for Stop, each
+	// with a handshaker of its own from hsPool.
+	tls    *tlsHandshakes
+	tlsWG  sync.WaitGroup
+	hsPool sync.Pool
 
 	// proxyProtocol: each connection starts with a PROXY header (proxy.go).
 	proxyProtocol bool
@@ -91,6 +99,7 @@ type acceptorLimits struct {
 	maxHandshakes int           // -max-handshakes
 	perIP         *ipLimiter    // -max-conns-per-ip; nil: none
 	proxyProtocol bool          // -proxy-protocol
+	tls           *tls.Config   // -tls-cert: the listener speaks TLS only; nil: plain TCP
 }
 
 func newAcceptor(log *slog.Logger, ln *net.TCPListener, hs *handshaker, shards []*shard.Shard, lim acceptorLimits) (*acceptor, error) {
@@ -110,6 +119,10 @@ func newAcceptor(log *slog.Logger, ln *net.TCPListener, hs *handshaker, shards [
 		unwoken:    make([]bool, len(shards)),
 	}
 	a.proxyProtocol = lim.proxyProtocol
+	if lim.tls != nil {
+		a.tls = newTLSHandshakes(lim.tls)
+		a.hsPool.New = func() any { return hs.clone() }
+	}
 	a.lastPass.Store(time.Now().UnixNano())
 	raw, err := ln.SyscallConn()
 	if err != nil {
@@ -158,6 +171,10 @@ func (a *acceptor) Stop() {
 		a.stop.Store(true)
 		a.waker.Wake()
 		<-a.done
+		if a.tls != nil {
+			a.tls.cancel()
+			a.tlsWG.Wait()
+		}
 		_ = a.waker.Close(a.poll)
 		_ = a.poll.Close()
 		if a.spare >= 0 {
@@ -271,7 +288,7 @@ func (a *acceptor) shed() {
 
 func (a *acceptor) start(fd int, tag uint32) {
 	p := &pendingConn{fd: fd, tag: tag, deadline: a.now() + int64(a.timeout)}
-	if len(a.pending) >= a.maxPending {
+	if a.handshakes() >= a.maxPending {
 		// Past -max-handshakes: closed at once, before reading a byte.
 		a.hs.count(upgradeOverCapacity)
 		a.drop(p)
@@ -297,7 +314,20 @@ func (a *acceptor) start(fd int, tag uint32) {
 	a.pending[fd] = p
 }
 
-// onReadable reads the request until its header is complete.
+// handshakes counts the connections in their handshake: on the acceptor's
+// poller, and on TLS handshake goroutines.
+func (a *acceptor) handshakes() int {
+	n := len(a.pending)
+	if a.tls != nil {
+		n += int(a.tls.inFlight.Load())
+	}
+	return n
+}
+
+// onReadable reads the request until its header is complete. On a TLS
+// listener the first bytes (the ClientHello) hand the connection to a
+// handshake goroutine instead: a client that connects and stays silent
+// costs no goroutine.
 func (a *acceptor) onReadable(p *pendingConn, ev poller.Event) {
 	if p.done || a.stopped || ev&poller.EventClosed != 0 {
 		return
@@ -330,6 +360,10 @@ func (a *acceptor) onReadable(p *pendingConn, ev poller.Event) {
 					continue
 				}
 				prev = 0 // the header's bytes are gone from p.buf
+			}
+			if a.tls != nil && p.n > 0 {
+				a.handoffTLS(p, 0)
+				return
 			}
 			from := max(0, prev-3)
 			if i := bytes.Index((*p.buf)[from:p.n], headerEnd); i >= 0 {
@@ -407,11 +441,11 @@ func (a *acceptor) wakeShards() {
 // pick returns the shard with the fewest connections, starting the scan
 // at a rotating index so that ties spread round-robin.
 func (a *acceptor) pick() *shard.Shard {
-	n := len(a.shards)
-	a.next = (a.next + 1) % n
-	best := a.shards[a.next]
-	for i := 1; i < n; i++ {
-		s := a.shards[(a.next+i)%n]
+	n := uint32(len(a.shards))
+	next := a.next.Add(1) % n
+	best := a.shards[next]
+	for i := uint32(1); i < n; i++ {
+		s := a.shards[(next+i)%n]
 		if s.Conns() < best.Conns() {
 			best = s
 		}

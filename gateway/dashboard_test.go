@@ -12,9 +12,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	promdto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -442,9 +444,15 @@ func TestDashboardQueriesServedMetrics(t *testing.T) {
 		t.Fatalf("%s holds no queries", dashboardFile)
 	}
 
-	g := startGateway(t, nil)
-	a := wstest.Dial(t, g.wsURL(), nil)
-	b := wstest.Dial(t, g.wsURL(), nil)
+	// On TLS, so that the TLS-only series are served too.
+	ca := wstest.NewCA(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.Issue(t, time.Now().Add(time.Hour)).WritePair(t, certFile, keyFile)
+	g := startGateway(t, func(c *Config) { c.TLSCert, c.TLSKey = certFile, keyFile })
+	wssURL := "wss://" + g.Addr().String() + g.cfg.Path
+	a := wstest.DialTLS(t, wssURL, ca.ClientConfig(), nil)
+	b := wstest.DialTLS(t, wssURL, ca.ClientConfig(), nil)
 	a.Subscribe("dash")
 	b.Subscribe("dash")
 	g.mustPublish("dash", `{"n":1}`)

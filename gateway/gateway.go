@@ -25,6 +25,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,6 +70,8 @@ type Gateway struct {
 	// -auth-jwks. Its Reload re-reads -auth-jwks and may be called from
 	// any goroutine while connections are verified.
 	verifier *auth.Verifier
+
+	certs *certStore // the public listener's TLS pair; nil without -tls-cert
 
 	interestMu sync.Mutex
 	interest   map[string]*interest // channel → the node's registration with the broker
@@ -130,6 +133,15 @@ func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
+	var publicTLS *tls.Config
+	if cfg.TLSCert != "" {
+		g.certs = &certStore{certFile: cfg.TLSCert, keyFile: cfg.TLSKey, expiry: g.m.tlsCertExpiry}
+		if err := g.certs.load(); err != nil {
+			return nil, fmt.Errorf("gateway: -tls-cert: %w", err)
+		}
+		g.m.enableTLS()
+		publicTLS = g.certs.serverConfig(cfg.TLSMinVersion)
+	}
 
 	// Undo whatever was started if a later step fails. g is a local, not
 	// the result: a failing "return nil, err" must not nil it first.
@@ -183,7 +195,7 @@ func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 	if cfg.MaxConnsPerIP > 0 {
 		g.perIP = newIPLimiter(cfg.MaxConnsPerIP)
 	}
-	lim := acceptorLimits{timeout: cfg.HandshakeTimeout, maxHandshakes: cfg.MaxHandshakes, perIP: g.perIP}
+	lim := acceptorLimits{timeout: cfg.HandshakeTimeout, maxHandshakes: cfg.MaxHandshakes, perIP: g.perIP, tls: publicTLS}
 	lim.proxyProtocol = cfg.ProxyProtocol
 	if g.acc, err = newAcceptor(log, g.publicLn, hs, g.shards, lim); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -198,7 +210,7 @@ func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 	}()
 	g.clockStarted = true
 	go g.clock()
-	log.Info("shardgate listening", "ws", g.publicLn.Addr().String()+cfg.Path, "admin", g.adminLn.Addr().String(),
+	log.Info("shardgate listening", "ws", g.publicLn.Addr().String()+cfg.Path, "tls", publicTLS != nil, "admin", g.adminLn.Addr().String(),
 		"shards", cfg.Shards, "max_conns", g.maxConns, "broker", cfg.Broker)
 	return g, nil
 }

@@ -203,3 +203,24 @@ func (h *handshaker) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 	}
 	return nil, nil
 }
+
+// clone returns a handshaker with the same policy and counters and state
+// of its own, for a TLS handshake goroutine (the acceptor's handshaker
+// belongs to the acceptor goroutine).
+func (h *handshaker) clone() *handshaker {
+	c := &handshaker{
+		path:     h.path,
+		verifier: h.verifier,
+		origins:  h.origins,
+		maxConns: h.maxConns,
+		open:     h.open,
+		results:  h.results, // read-only after newHandshaker
+	}
+	c.up = ws.Upgrader{
+		ReadBufferSize:  maxHandshakeBytes,
+		OnRequest:       c.onRequest,
+		OnHeader:        c.onHeader,
+		OnBeforeUpgrade: c.onBeforeUpgrade,
+	}
+	return c
+}

@@ -47,6 +47,8 @@ type metrics struct {
 	publishes       *prometheus.CounterVec
 	brokerConnected prometheus.Gauge
 	brokerRejected  prometheus.Counter
+	reloads         *prometheus.CounterVec
+	tlsCertExpiry   prometheus.Gauge // registered only on a TLS listener (enableTLS)
 }
 
 func newMetrics() *metrics {
@@ -79,13 +81,20 @@ func newMetrics() *metrics {
 			Help: "1 while the broker is reachable."}),
 		brokerRejected: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "broker_rejected_total",
 			Help: "Messages from the broker dropped because they were not valid UTF-8 JSON (or were otherwise malformed)."}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reloads_total",
+			Help: "SIGHUP reloads of the TLS certificate and the JWKS, by result (error: the old ones stay)."}, []string{"result"}),
+		tlsCertExpiry: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "tls_cert_expiry_timestamp_seconds",
+			Help: "When the public listener's serving certificate expires (Unix time)."}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.connections, m.subscriptions, m.msgsReceived, m.msgsSent, m.bytesReceived, m.bytesSent,
 		m.disconnects, m.broadcast, m.upgrades, m.publishes, m.brokerConnected, m.brokerRejected,
+		m.reloads,
 	)
+	m.reloads.WithLabelValues(reloadOK)
+	m.reloads.WithLabelValues(reloadError)
 	// Every label value exists from the start, so dashboards and alerts
 	// see zeros rather than missing series.
 	for _, r := range upgradeResults {
@@ -96,6 +105,15 @@ func newMetrics() *metrics {
 	}
 	return m
 }
+
+// Reload results, the "result" label of shardgate_reloads_total.
+const (
+	reloadOK    = "ok"
+	reloadError = "error"
+)
+
+// enableTLS registers the metrics that exist only on a TLS listener.
+func (m *metrics) enableTLS() { m.reg.MustRegister(m.tlsCertExpiry) }
 
 // forShard returns shard id's instruments, curried with its label.
 func (m *metrics) forShard(id int) shard.Metrics {

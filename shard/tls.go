@@ -109,6 +109,11 @@ func (s *Shard) recv(c *conn, p []byte) (int, error) {
 		if err == nil {
 			continue
 		}
+		if tlsfd.IsWouldBlock(err) {
+			// The socket is dry: what crypto/tls kept of this input
+			// is not needed until the next record.
+			l.Trim()
+		}
 		if n > 0 {
 			// Hand over what came; the condition recurs on the next
 			// read (crypto/tls keeps EOF and errors sticky).

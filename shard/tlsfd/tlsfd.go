@@ -28,12 +28,14 @@
 package tlsfd
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/shardgate/shardgate/bufpool"
@@ -64,8 +66,11 @@ type Conn struct {
 // (it is copied). The calling goroutine waits, parked on Go's poller, until
 // the handshake completes or deadline passes. The Conn returned is still
 // in its blocking phase: Read and Write wait for the socket until deadline.
-func Server(fd int, cfg *tls.Config, prefix []byte, deadline time.Time) (*Conn, error) {
-	tr, err := newTransport(fd, prefix, deadline)
+//
+// Cancelling ctx interrupts the blocking phase (a shutdown need not wait
+// for slow clients' deadlines).
+func Server(ctx context.Context, fd int, cfg *tls.Config, prefix []byte, deadline time.Time) (*Conn, error) {
+	tr, err := newTransport(ctx, fd, prefix, deadline)
 	if err != nil {
 		return nil, err
 	}
@@ -77,8 +82,8 @@ func Server(fd int, cfg *tls.Config, prefix []byte, deadline time.Time) (*Conn, 
 }
 
 // Client runs a client handshake on fd, like Server.
-func Client(fd int, cfg *tls.Config, deadline time.Time) (*Conn, error) {
-	tr, err := newTransport(fd, nil, deadline)
+func Client(ctx context.Context, fd int, cfg *tls.Config, deadline time.Time) (*Conn, error) {
+	tr, err := newTransport(ctx, fd, nil, deadline)
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +117,8 @@ func (c *Conn) Abandon() { c.tr.closeFile() }
 func (c *Conn) Detach(pool *bufpool.Pool) {
 	c.tr.pool = pool
 	c.tr.closeFile()
+	c.tr.stopWatch = nil
+	trim(c.tls)
 }
 
 // Read decrypts into p. In the blocking phase it waits for a record; once
@@ -160,9 +167,14 @@ func (c *Conn) Release() {
 // on a non-blocking descriptor parks the goroutine, not an OS thread, and
 // honours deadlines); afterwards it uses fd directly and never waits.
 type transport struct {
-	fd     int
-	file   *os.File // the blocking phase's duplicate; nil once detached
-	prefix []byte   // bytes read before the handshake, delivered first
+	fd int
+	// file is the blocking phase's duplicate; nil once detached. It is
+	// set and cleared on the goroutine that does the I/O; mu orders that
+	// with interrupt, which runs on ctx's goroutine.
+	file      *os.File
+	mu        sync.Mutex
+	stopWatch func() bool // stops the ctx watch that calls interrupt
+	prefix    []byte      // bytes read before the handshake, delivered first
 
 	pool   *bufpool.Pool
 	out    *[]byte // ciphertext the socket did not take
@@ -171,7 +183,7 @@ type transport struct {
 	read, written int
 }
 
-func newTransport(fd int, prefix []byte, deadline time.Time) (*transport, error) {
+func newTransport(ctx context.Context, fd int, prefix []byte, deadline time.Time) (*transport, error) {
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("tlsfd: dup socket: %w", os.NewSyscallError("fcntl", err))
@@ -186,14 +198,28 @@ func newTransport(fd int, prefix []byte, deadline time.Time) (*transport, error)
 	if len(prefix) > 0 {
 		t.prefix = append([]byte(nil), prefix...)
 	}
+	t.stopWatch = context.AfterFunc(ctx, t.interrupt)
 	return t, nil
 }
 
-func (t *transport) closeFile() {
+// interrupt makes the blocking phase's pending and later I/O fail at once.
+func (t *transport) interrupt() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.file != nil {
-		t.file.Close()
-		t.file = nil
+		_ = t.file.SetDeadline(time.Unix(1, 0))
 	}
+}
+
+func (t *transport) closeFile() {
+	if t.file == nil {
+		return
+	}
+	t.stopWatch()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.file.Close()
+	t.file = nil
 }
 
 func (t *transport) Read(p []byte) (int, error) {

@@ -2,6 +2,7 @@ package tlsfd
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,6 +15,7 @@ import (
 	"net"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
@@ -98,7 +100,7 @@ func handshakePair(t *testing.T) (*Conn, *tls.Conn, int) {
 	client := tls.Client(raw, clientCfg)
 	done := make(chan error, 1)
 	go func() { done <- client.Handshake() }()
-	server, err := Server(fd, serverCfg, nil, time.Now().Add(10*time.Second))
+	server, err := Server(context.Background(), fd, serverCfg, nil, time.Now().Add(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +155,7 @@ func TestTemporaryReadErrorLeavesConnUsable(t *testing.T) {
 	client := tls.Client(hc, clientCfg)
 	done := make(chan error, 1)
 	go func() { done <- client.Handshake() }()
-	server, err := Server(fd, serverCfg, nil, time.Now().Add(10*time.Second))
+	server, err := Server(context.Background(), fd, serverCfg, nil, time.Now().Add(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,11 +267,68 @@ func TestHandshakeDeadline(t *testing.T) {
 	serverCfg, _ := testConfigs(t)
 	fd, _ := socketPair(t) // the client never speaks
 	start := time.Now()
-	_, err := Server(fd, serverCfg, nil, time.Now().Add(100*time.Millisecond))
+	_, err := Server(context.Background(), fd, serverCfg, nil, time.Now().Add(100*time.Millisecond))
 	if err == nil {
 		t.Fatal("handshake with a silent client succeeded")
 	}
 	if elapsed := time.Since(start); elapsed > 5*time.Second {
 		t.Fatalf("handshake gave up after %v, deadline was 100ms", elapsed)
 	}
+}
+
+// TestTrimFindsTLSInputBuffers fails when a Go release renames or retypes
+// the tls.Conn fields trim empties: connections would keep working, but
+// every idle one would hold its handshake's buffers again.
+func TestTrimFindsTLSInputBuffers(t *testing.T) {
+	if !trimOffsets().ok {
+		t.Fatal("crypto/tls.Conn no longer has rawInput/input/hand of the expected types: trim is a no-op; revisit trim.go")
+	}
+}
+
+// TestTrimmedConnKeepsWorking reads a message, trims, and reads more (a
+// small record, then one larger than any before) and writes: trimming
+// must leave nothing behind that a later record needs.
+func TestTrimmedConnKeepsWorking(t *testing.T) {
+	server, client, fd := handshakePair(t)
+	buf := make([]byte, 64<<10)
+	for i, msg := range [][]byte{[]byte("one"), bytes.Repeat([]byte("b"), 40<<10), []byte("three")} {
+		if _, err := client.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for got < len(msg) {
+			waitReadable(t, fd)
+			for {
+				n, err := server.Read(buf[got:])
+				got += n
+				if IsWouldBlock(err) {
+					server.Trim()
+					if raw, hand := heldInput(server); raw != 0 || hand != 0 {
+						t.Fatalf("message %d: after Trim the tls.Conn still holds %d + %d bytes of input buffers", i, raw, hand)
+					}
+					break
+				}
+				if err != nil {
+					t.Fatalf("message %d: %v", i, err)
+				}
+			}
+		}
+		if !bytes.Equal(buf[:got], msg) {
+			t.Fatalf("message %d: got %d bytes, want %d", i, got, len(msg))
+		}
+	}
+	if _, err := server.Write([]byte("done")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(client, got); err != nil || string(got) != "done" {
+		t.Fatalf("client read %q, %v", got, err)
+	}
+}
+
+// heldInput returns the capacities of the input buffers trim empties.
+func heldInput(c *Conn) (raw, hand int) {
+	tf := trimOffsets()
+	base := unsafe.Pointer(c.tls)
+	return (*bytes.Buffer)(unsafe.Add(base, tf.rawInput)).Cap(), (*bytes.Buffer)(unsafe.Add(base, tf.hand)).Cap()
 }
