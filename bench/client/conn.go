@@ -1,11 +1,16 @@
 package client
 
-import "time"
+import (
+	"time"
+
+	"github.com/shardgate/shardgate/shard/tlsfd"
+)
 
 type connState uint8
 
 const (
 	stateConnecting  connState = iota // connect(2) in progress
+	stateTLS                          // TLS handshake on its goroutine (Options.TLS)
 	stateHandshaking                  // upgrade request sent, waiting for 101
 	stateOpen
 	stateClosing // a close frame went one way; waiting for the rest
@@ -17,7 +22,8 @@ const (
 // given to Loop.Do).
 //
 // Idle connections are the bulk of a run, so a Conn holds slices only for
-// state that is in use: partial input, a fragmented message, unsent output.
+// state that is in use: partial input, a fragmented message, unsent output
+// (and, over TLS, crypto/tls's own state: see tls.go).
 type Conn struct {
 	loop  *Loop
 	fd    int
@@ -33,6 +39,9 @@ type Conn struct {
 	// ownRequest: DialOptions.Request, queued in out, replaces the upgrade
 	// request.
 	ownRequest bool
+	// tlsPending: a handshake goroutine holds fd (see tls.go); the loop
+	// must not close it.
+	tlsPending bool
 
 	// Tag is the caller's: typically an index into its own per-connection
 	// table. The engine never reads it.
@@ -44,8 +53,10 @@ type Conn struct {
 
 	in       []byte // incomplete response header or frame, kept between reads
 	frag     []byte // fragmented message received so far
-	out      []byte // bytes the socket did not take yet
+	out      []byte // bytes the socket did not take yet (TLS: plaintext not yet encrypted)
 	closeErr error  // the server's close frame, reported to OnClose
+
+	tls *tlsfd.Conn // wss://, after the TLS handshake; nil for ws://
 }
 
 // Open reports whether the upgrade is done and no close has started.
@@ -78,7 +89,7 @@ func (c *Conn) Close() {
 	case stateOpen:
 		c.loop.sendFrame(c, OpClose, appendClosePayload(nil, StatusNormalClosure, ""))
 		c.loop.startClosing(c, c.loop.opts.CloseTimeout)
-	case stateConnecting, stateHandshaking:
+	case stateConnecting, stateTLS, stateHandshaking:
 		c.loop.finish(c, ErrShutdown, true)
 	}
 }

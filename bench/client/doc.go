@@ -18,6 +18,12 @@
 // the closing handshake. It knows nothing of what the messages mean; a
 // Handler does.
 //
+// With Options.TLS the connections are wss://: crypto/tls runs each
+// handshake on a goroutine of its own (shard/tlsfd), then hands the
+// connection back to the loop, which reads and writes TLS records as
+// epoll reports the socket ready; an open connection holds no goroutine
+// (tls.go).
+//
 // For soak tests a connection can also misbehave on purpose (hostile.go):
 // stop reading (PauseReading), write bytes that are not valid frames
 // (SendRaw, AppendFrame), hang up without a closing handshake (Abort), or

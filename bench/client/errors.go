@@ -46,12 +46,14 @@ func (e *CloseError) Error() string {
 }
 
 // Reason names err in a few words fit for a metric label or a table row:
-// "refused", "handshake_timeout", "http_503", "closed_1008", ...
+// "refused", "handshake_timeout", "http_503", "closed_1008",
+// "tls_bad_certificate", ...
 func Reason(err error) string {
 	var (
 		he *HandshakeError
 		ce *CloseError
 		de *DialError
+		te *TLSError
 		en syscall.Errno
 	)
 	switch {
@@ -76,6 +78,8 @@ func Reason(err error) string {
 		return fmt.Sprintf("http_%d", he.Status)
 	case errors.As(err, &ce):
 		return fmt.Sprintf("closed_%d", ce.Code)
+	case errors.As(err, &te):
+		return tlsReason(te.Err)
 	case errors.As(err, &en):
 		prefix := ""
 		if errors.As(err, &de) && de.Op != "connect" {

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -34,6 +35,11 @@ type Options struct {
 	ReadBufferSize int
 	// Seed varies handshake keys and masks between loops [time based].
 	Seed uint64
+	// TLS, when not nil, makes every connection wss://: a TLS client
+	// handshake with this configuration after connect, then the upgrade
+	// over TLS (see tls.go). Set ServerName (SNI and the name checked in
+	// the certificate) or InsecureSkipVerify. [nil: ws://]
+	TLS *tls.Config
 }
 
 func (o *Options) setDefaults() {
@@ -96,7 +102,8 @@ type Loop struct {
 	// Shared with other goroutines.
 	mu      sync.Mutex
 	queue   []func()
-	closed  bool // Run has returned; Do refuses work
+	tlsDone []tlsResult // finished TLS handshakes, for the loop to take back
+	closed  bool        // Run has returned; Do refuses work
 	pending atomic.Bool
 
 	// Loop goroutine only.
@@ -111,7 +118,8 @@ type Loop struct {
 	timerSeq   uint64
 	sweepArmed bool
 	stopping   bool
-	onDrained  func() // Shutdown's done, called when live reaches 0
+	onDrained  func()               // Shutdown's done, called when live reaches 0
+	tlsState   *tls.ConnectionState // the first TLS handshake's, for reports
 }
 
 // New creates a loop. Run must then be called on a goroutine of its own.
@@ -168,14 +176,19 @@ func (l *Loop) Do(fn func()) bool {
 	wake := l.pending.CompareAndSwap(false, true)
 	l.mu.Unlock()
 	if wake {
-		var one = [8]byte{1}
-		for {
-			if _, err := unix.Write(l.wakefd, one[:]); err != unix.EINTR {
-				break // EAGAIN: the counter is full, a wake-up is pending anyway
-			}
-		}
+		l.wake()
 	}
 	return true
+}
+
+// wake makes epoll_wait return to run the queue. Any goroutine.
+func (l *Loop) wake() {
+	var one = [8]byte{1}
+	for {
+		if _, err := unix.Write(l.wakefd, one[:]); err != unix.EINTR {
+			break // EAGAIN: the counter is full, a wake-up is pending anyway
+		}
+	}
 }
 
 // Stop makes Run close every socket (without calling the Handler) and
@@ -241,10 +254,14 @@ func (l *Loop) runQueue() {
 		}
 	}
 	l.mu.Lock()
-	q := l.queue
-	l.queue = nil
+	q, done := l.queue, l.tlsDone
+	l.queue, l.tlsDone = nil, nil
 	l.pending.Store(false)
 	l.mu.Unlock()
+	for i := range done {
+		l.onTLS(done[i])
+		done[i] = tlsResult{}
+	}
 	for i, fn := range q {
 		fn()
 		q[i] = nil
@@ -264,15 +281,39 @@ func (l *Loop) runTimers() {
 
 // close releases every socket and the loop's own descriptors.
 func (l *Loop) close() {
+	// Once closed is set, a TLS handshake goroutine closes its fd itself
+	// (handOver): shut those sockets down before, while their numbers
+	// cannot have been reused.
+	for fd, c := range l.conns {
+		if c != nil && c.tlsPending {
+			unix.Shutdown(fd, unix.SHUT_RDWR)
+		}
+	}
 	l.mu.Lock()
 	l.closed = true
 	l.queue = nil
+	done := l.tlsDone
+	l.tlsDone = nil
 	l.mu.Unlock()
-	for fd, c := range l.conns {
-		if c != nil {
-			unix.Close(fd)
-			c.state = stateClosed
+	for _, r := range done {
+		if l.conns[r.c.fd] == r.c {
+			l.conns[r.c.fd] = nil
 		}
+		r.c.tlsPending = false
+		r.c.state = stateClosed
+		r.release()
+	}
+	for fd, c := range l.conns {
+		if c == nil {
+			continue
+		}
+		if !c.tlsPending {
+			unix.Close(fd)
+			if c.tls != nil {
+				c.tls.Release()
+			}
+		}
+		c.state = stateClosed
 	}
 	l.conns = nil
 	l.live = 0
@@ -392,6 +433,10 @@ func (l *Loop) onEvent(c *Conn, ev uint32) {
 			l.finish(c, &DialError{Op: "connect", Err: os.NewSyscallError("connect", err)}, true)
 			return
 		}
+		if l.opts.TLS != nil {
+			l.startTLS(c)
+			return
+		}
 		c.state = stateHandshaking
 		if c.ownRequest {
 			l.flush(c) // DialOptions.Request, queued at Dial
@@ -402,7 +447,10 @@ func (l *Loop) onEvent(c *Conn, ev uint32) {
 		l.write(c, l.wbuf)
 		return // the answer cannot be here before the request
 	}
-	if ev&unix.EPOLLOUT != 0 && len(c.out) > 0 {
+	if c.state == stateTLS {
+		return // the handshake goroutine has the socket
+	}
+	if ev&unix.EPOLLOUT != 0 && (len(c.out) > 0 || c.tls != nil && c.tls.Buffered() > 0) {
 		l.flush(c)
 	}
 	if c.paused {
@@ -417,6 +465,10 @@ func (l *Loop) onEvent(c *Conn, ev uint32) {
 // edge-triggered: a read shorter than the buffer proves it empty, unless
 // the peer has hung up, when reading on finds the end of the stream.
 func (l *Loop) readAll(c *Conn, hup bool) {
+	if c.tls != nil {
+		l.readTLS(c)
+		return
+	}
 	for c.state != stateClosed {
 		n, err := unix.Read(c.fd, l.rbuf)
 		switch {
@@ -442,7 +494,7 @@ func (l *Loop) onEOF(c *Conn) {
 	switch {
 	case c.state == stateClosing && c.gotClose:
 		l.finish(c, c.closeErr, false)
-	case c.state == stateHandshaking || c.state == stateConnecting:
+	case c.state == stateHandshaking || c.state == stateTLS || c.state == stateConnecting:
 		l.finish(c, &HandshakeError{Detail: "connection closed before the response"}, false)
 	default:
 		l.finish(c, ErrEOF, false)
@@ -638,6 +690,9 @@ func (l *Loop) flush(c *Conn) {
 // writeSome writes as much of b as the socket takes. ok is false when the
 // write failed and c was closed.
 func (l *Loop) writeSome(c *Conn, b []byte) (n int, ok bool) {
+	if c.tls != nil {
+		return l.writeTLS(c, b)
+	}
 	for n < len(b) {
 		m, err := unix.Write(c.fd, b[n:])
 		switch {
@@ -667,7 +722,18 @@ func (l *Loop) finish(c *Conn, err error, reset bool) {
 	if reset {
 		_ = unix.SetsockoptLinger(c.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	}
-	unix.Close(c.fd) // also removes it from the epoll set
+	if c.tlsPending {
+		// The handshake goroutine holds fd and closes it when it returns
+		// (onTLS); the shutdown makes that soon. Until then the open fd
+		// keeps its number from being reused.
+		unix.Shutdown(c.fd, unix.SHUT_RDWR)
+	} else {
+		unix.Close(c.fd) // also removes it from the epoll set
+	}
+	if c.tls != nil {
+		c.tls.Release()
+		c.tls = nil
+	}
 	l.conns[c.fd] = nil
 	c.state = stateClosed
 	c.in, c.frag, c.out = nil, nil, nil

@@ -34,6 +34,28 @@ type testServer struct {
 
 func startServer(t *testing.T) *testServer {
 	t.Helper()
+	s := newTestServer()
+	s.Start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+// startTLSServer is startServer over TLS (httptest's certificate, valid
+// for 127.0.0.1 and example.com).
+func startTLSServer(t *testing.T) *testServer {
+	t.Helper()
+	s := newTestServer()
+	s.StartTLS()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *testServer) stop() {
+	s.Close()
+	s.wg.Wait()
+}
+
+func newTestServer() *testServer {
 	s := &testServer{}
 	up := websocket.Upgrader{WriteBufferSize: 32}
 	mux := http.NewServeMux()
@@ -71,11 +93,7 @@ func startServer(t *testing.T) *testServer {
 			}
 		}
 	})
-	s.Server = httptest.NewServer(mux)
-	t.Cleanup(func() {
-		s.Close()
-		s.wg.Wait()
-	})
+	s.Server = httptest.NewUnstartedServer(mux)
 	return s
 }
 
