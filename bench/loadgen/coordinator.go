@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/shardgate/shardgate/bench/hist"
@@ -58,7 +60,12 @@ type Config struct {
 	Command string
 	// Soak holds the soak scenario's own settings.
 	Soak SoakConfig
+	// TLS says how workers check the certificate of a wss:// URL.
+	TLS *TLSOptions
 }
+
+// isTLS reports a wss:// run.
+func (c *Config) isTLS() bool { return strings.HasPrefix(c.URL, "wss://") }
 
 // Progress is a snapshot of a running run.
 type Progress struct {
@@ -129,6 +136,7 @@ func (c *Config) plans() []Plan {
 			ConnectRate: rate, Inflight: c.Inflight,
 			Channels: c.Channels, ChannelPrefix: c.ChannelPrefix, Size: c.Size,
 			HandshakeTimeout: c.HandshakeTimeout, CloseTimeout: c.CloseTimeout, ProgressEvery: c.ProgressEvery,
+			TLS: c.TLS,
 		}
 		if c.Scenario == ScenarioSoak {
 			plans[i].Soak = c.soakPlan(i)
@@ -162,6 +170,7 @@ type workerState struct {
 	ready      bool
 	atReady    Usage
 	perChannel []int64
+	tls        *tlsInfo
 	result     *result
 	churnDone  bool          // soak: its churn is over
 	ended      bool          // its event stream ended
@@ -201,10 +210,18 @@ func Run(ctx context.Context, cfg Config) (*report.Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	// An https:// admin URL is trusted the way the wss:// URL is.
+	var adminTLS *tls.Config
+	if cfg.TLS != nil {
+		if adminTLS, err = cfg.TLS.clientConfig(""); err != nil {
+			return nil, err
+		}
+		adminTLS.NextProtos = nil
+	}
 	c := &coordinator{
 		cfg:    cfg,
 		tgt:    tgt,
-		httpc:  &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2, DisableCompression: true}},
+		httpc:  &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2, DisableCompression: true, TLSClientConfig: adminTLS}},
 		start:  time.Now(),
 		events: make(chan workerEvent, 16),
 	}
@@ -408,6 +425,7 @@ func (c *coordinator) handle(we workerEvent) error {
 		w.stats = ev.Stats
 		w.ready = true
 		w.perChannel = ev.PerChannel
+		w.tls = ev.TLS
 		if ev.Usage != nil {
 			w.atReady = *ev.Usage
 		}
@@ -579,6 +597,16 @@ func (c *coordinator) fill(rep *report.Report, self, children Usage) {
 		cn.PerSecond = round3(float64(total.Opened) / (float64(total.LastOpen-total.FirstDial) / 1e9))
 	}
 	cn.Handshake = report.LatencyOf(hs)
+	if cfg.isTLS() {
+		var seen *tlsInfo
+		for _, w := range c.workers {
+			if w.tls != nil {
+				seen = w.tls
+				break
+			}
+		}
+		rep.TLS = cfg.reportTLS(seen)
+	}
 
 	srv := &rep.Server
 	if b, l := srv.Baseline, srv.Loaded; b != nil && l != nil && total.Opened > 0 && l.CPUSeconds-b.CPUSeconds >= minCPUDelta {

@@ -39,6 +39,8 @@ type Plan struct {
 	HandshakeTimeout time.Duration `json:"handshake_timeout"`
 	CloseTimeout     time.Duration `json:"close_timeout"`
 	ProgressEvery    time.Duration `json:"progress_every"`
+	// TLS: how a wss:// URL's certificate is checked (nil: system roots).
+	TLS *TLSOptions `json:"tls,omitempty"`
 	// Soak is the churn this worker runs beside its steady subscribers.
 	Soak *SoakPlan `json:"soak,omitempty"`
 }
@@ -84,6 +86,9 @@ type event struct {
 	Usage  *Usage  `json:"usage,omitempty"`
 	Result *result `json:"result,omitempty"`
 	Err    string  `json:"err,omitempty"`
+
+	// TLS is what the worker's first TLS handshake negotiated (ready).
+	TLS *tlsInfo `json:"tls,omitempty"`
 }
 
 // Stats are a worker's running counts.

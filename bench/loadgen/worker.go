@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -203,6 +204,12 @@ func newWorker(p Plan, em *emitter) (*worker, error) {
 			return nil, err
 		}
 	}
+	var tlsCfg *tls.Config
+	if u.Scheme == "wss" {
+		if tlsCfg, err = p.TLS.clientConfig(u.Hostname()); err != nil {
+			return nil, err
+		}
+	}
 	w.loop, err = client.New(client.Options{
 		Addr:             addr,
 		Host:             u.Host,
@@ -211,6 +218,7 @@ func newWorker(p Plan, em *emitter) (*worker, error) {
 		HandshakeTimeout: p.HandshakeTimeout,
 		CloseTimeout:     p.CloseTimeout,
 		Seed:             uint64(time.Now().UnixNano()) ^ uint64(p.First)<<32,
+		TLS:              tlsCfg,
 	}, w)
 	if err != nil {
 		return nil, err
@@ -317,7 +325,7 @@ func (w *worker) checkReady() {
 	}
 	w.readySent = true
 	u := getUsage(unix.RUSAGE_SELF)
-	w.em.emit(event{Ev: evReady, Stats: w.stats, PerChannel: w.perChannel, Usage: &u})
+	w.em.emit(event{Ev: evReady, Stats: w.stats, PerChannel: w.perChannel, Usage: &u, TLS: tlsInfoOf(w.loop.TLSState())})
 }
 
 // ready marks connection r as set up.

@@ -26,6 +26,7 @@ type Report struct {
 	ElapsedS  float64   `json:"elapsed_s"`
 	Machine   Machine   `json:"machine"`
 	Params    Params    `json:"params"`
+	TLS       *TLS      `json:"tls,omitempty"` // wss:// runs only
 	Connect   Connect   `json:"connect"`
 	Fanout    *Fanout   `json:"fanout,omitempty"`
 	Echo      *Echo     `json:"echo,omitempty"`
@@ -78,6 +79,17 @@ type Connect struct {
 	// ServerCPUPerConnUS is the server's CPU time spent while connecting,
 	// per opened connection.
 	ServerCPUPerConnUS float64 `json:"server_cpu_per_conn_us,omitempty"`
+}
+
+// TLS describes the TLS of a wss:// run: every connection's handshake
+// is a full one (no session resumption), so Connect.PerSecond counts TLS
+// handshakes plus upgrades per second.
+type TLS struct {
+	Verify      string `json:"verify"`       // how the server's certificate was checked
+	Version     string `json:"version"`      // negotiated, e.g. "TLS 1.3"
+	CipherSuite string `json:"cipher_suite"` // e.g. "TLS_AES_128_GCM_SHA256"
+	Group       string `json:"group"`        // key exchange, e.g. "X25519MLKEM768"
+	ALPN        string `json:"alpn"`
 }
 
 // Fanout is the outcome of the fanout scenario.

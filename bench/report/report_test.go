@@ -117,6 +117,31 @@ func TestTableOtherScenarios(t *testing.T) {
 	}
 }
 
+func TestTableTLS(t *testing.T) {
+	r := sample()
+	r.Scenario, r.Fanout = "connect", nil
+	r.TLS = &TLS{Verify: "CA ca.pem", Version: "TLS 1.3", CipherSuite: "TLS_AES_128_GCM_SHA256", Group: "X25519MLKEM768", ALPN: "http/1.1"}
+	var b bytes.Buffer
+	if err := WriteTable(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`tls            TLS 1.3, TLS_AES_128_GCM_SHA256, X25519MLKEM768, ALPN "http/1.1"; certificate: CA ca.pem; full handshakes (no resumption)`,
+		" TLS upgrades/s)",
+	} {
+		if !bytes.Contains(b.Bytes(), []byte(want)) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+	var j bytes.Buffer
+	if err := WriteJSON(&j, r); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(j.Bytes(), []byte(`"group": "X25519MLKEM768"`)) {
+		t.Errorf("JSON lacks the TLS section:\n%s", j.String())
+	}
+}
+
 func TestFormatting(t *testing.T) {
 	cases := []struct{ got, want string }{
 		{num(0), "0"}, {num(999), "999"}, {num(1000), "1,000"}, {num(-1234567), "-1,234,567"},

@@ -18,10 +18,16 @@ func WriteTable(w io.Writer, r *Report) error {
 	m := r.Machine
 	t.printf("machine", "%d × %s, %s, %s, host %s", m.CPUs, m.CPUModel, m.Kernel, m.GoVersion, m.Hostname)
 	t.printf("params", "%s", params(r))
+	rate := "%s/s"
+	if s := r.TLS; s != nil {
+		t.printf("tls", "%s, %s, %s, ALPN %q; certificate: %s; full handshakes (no resumption)",
+			orNone(s.Version), orNone(s.CipherSuite), orNone(s.Group), s.ALPN, s.Verify)
+		rate = "%s TLS upgrades/s"
+	}
 	t.blank()
 
 	c := r.Connect
-	t.printf("connections", "%s opened, %s failed%s, %s dropped%s in %.2f s (%s/s)",
+	t.printf("connections", "%s opened, %s failed%s, %s dropped%s in %.2f s ("+rate+")",
 		num(c.Opened), num(c.Failed), reasons(c.Failures), num(c.Dropped), reasons(c.DropReasons), c.Seconds, num(int64(c.PerSecond)))
 	t.printf("handshake", "%s", latency(c.Handshake))
 	if c.ServerCPUPerConnUS > 0 {
@@ -123,6 +129,13 @@ func params(r *Report) string {
 		fmt.Fprintf(&b, "; %d channel(s), %g msg/s × %d B for %gs", p.Channels, p.Rate, p.Size, p.DurationS)
 	}
 	return b.String()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(no handshake completed)"
+	}
+	return s
 }
 
 func latency(l Latency) string {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/shardgate/shardgate/internal/wstest"
 )
 
 func TestArgumentErrors(t *testing.T) {
@@ -67,6 +69,12 @@ func TestArgumentErrors(t *testing.T) {
 		{[]string{"soak", "-conns", "19900", "-churn", "100", "-procs", "1"}, "-procs"}, // the churn needs sockets too
 		{[]string{"soak", "-hold", "1s"}, "-hold"},                                      // connect's; soak has -churn-hold
 		{[]string{"fanout", "-churn", "1"}, "-churn"},                                   // not a flag of fanout
+		{[]string{"connect", "-url", "ws://127.0.0.1:8080/ws", "-insecure"}, "-insecure"},
+		{[]string{"connect", "-url", "ws://127.0.0.1:8080/ws", "-ca", "testdata/none.pem"}, "-ca"},
+		{[]string{"connect", "-ca", "testdata/missing.pem"}, "-ca"},
+		{[]string{"connect", "-ca", "args_test.go"}, "-ca"}, // no PEM certificate in it
+		{[]string{"connect", "-ca", "x.pem", "-insecure"}, "-insecure"},
+		{[]string{"connect", "-url", "wss://127.0.0.1:8081/ws,ws://127.0.0.1:8082/ws", "-procs", "2"}, "-url"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -113,6 +121,38 @@ func TestHelp(t *testing.T) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("soak -h does not mention %q", want)
 		}
+	}
+}
+
+func TestTLSFlags(t *testing.T) {
+	ca := wstest.NewCA(t).WriteCA(t, t.TempDir())
+	cases := []struct {
+		args            []string
+		url             string
+		insecure, hasCA bool
+	}{
+		{[]string{"connect", "-ca", ca}, "wss://127.0.0.1:8080/ws", false, true},
+		{[]string{"connect", "-insecure", "-target", "centrifugo"}, "wss://127.0.0.1:8000/connection/websocket", true, false},
+		{[]string{"echo", "-url", "wss://localhost:8443/ws", "-admin-url", "http://127.0.0.1:9090"}, "wss://localhost:8443/ws", false, false},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			o, err := parseArgs(tc.args, &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := o.cfg
+			if c.URL != tc.url || c.TLS == nil || c.TLS.Insecure != tc.insecure || (len(c.TLS.CAPEM) > 0) != tc.hasCA {
+				t.Fatalf("url %s, TLS %+v", c.URL, c.TLS)
+			}
+			if c.Addr.Port() != 8080 && c.Addr.Port() != 8000 && c.Addr.Port() != 8443 {
+				t.Fatalf("address %s", c.Addr)
+			}
+		})
+	}
+	o, err := parseArgs([]string{"connect"}, &bytes.Buffer{})
+	if err != nil || o.cfg.TLS != nil {
+		t.Fatalf("a ws:// run has TLS options %+v (%v)", o.cfg.TLS, err)
 	}
 }
 

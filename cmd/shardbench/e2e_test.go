@@ -25,13 +25,19 @@ type server struct {
 }
 
 // startShardgate runs a real gateway in-process, like cmd/shardgate.
-func startShardgate(t *testing.T) server {
+func startShardgate(t *testing.T) server { t.Helper(); return startShardgateWith(t, nil) }
+
+// startShardgateWith is startShardgate with settings of the caller's.
+func startShardgateWith(t *testing.T, configure func(*gateway.Config)) server {
 	t.Helper()
 	cfg := gateway.Defaults()
 	cfg.Listen, cfg.Admin = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Shards = 2
 	cfg.ClientRate = 0 // echo runs as fast as it can
 	cfg.DrainTimeout = 2 * time.Second
+	if configure != nil {
+		configure(&cfg)
+	}
 	g, err := gateway.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

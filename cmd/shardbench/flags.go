@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -74,6 +75,8 @@ func parseArgs(args []string, out io.Writer) (options, error) {
 		c                         = &o.cfg
 		targetName, urlS, adminS  string
 		sourceS, token, apiKey    string
+		caFile                    string
+		insecure                  bool
 		connRate                  float64
 		defaultConns, defaultSize int
 		defaultDuration           time.Duration
@@ -95,7 +98,9 @@ func parseArgs(args []string, out io.Writer) (options, error) {
 	fs := flag.NewFlagSet("shardbench "+scenario, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&targetName, "target", "shardgate", "server kind: "+strings.Join(target.Names(), ", "))
-	fs.StringVar(&urlS, "url", "", "WebSocket URL, or a comma list of a cluster's nodes (default: the target's, on 127.0.0.1)")
+	fs.StringVar(&urlS, "url", "", "WebSocket URL (ws:// or wss://), or a comma list of a cluster's nodes (default: the target's, on 127.0.0.1;\nwss:// with -ca or -insecure)")
+	fs.StringVar(&caFile, "ca", "", "wss://: trust the CA certificates in this PEM file (default: the system's roots)")
+	fs.BoolVar(&insecure, "insecure", false, "wss://: do not verify the server's certificate (for a test setup only)")
 	fs.StringVar(&adminS, "admin-url", "", "base URL of the server's HTTP API: metrics, publish (default: the target's)")
 	fs.StringVar(&sourceS, "source-ips", defaultSourceIPs, `client source addresses: list or ranges, "none" for the kernel's choice`)
 	fs.IntVar(&c.Procs, "procs", 0, "worker processes (0: as few as the open-file limit allows)")
@@ -222,8 +227,12 @@ func parseArgs(args []string, out io.Writer) (options, error) {
 
 	// Where to: loopback by default; another host only when the user names
 	// both the WebSocket and the admin URL.
+	tlsAsked := set["ca"] || set["insecure"]
 	if urlS == "" {
 		urlS = tgt.DefaultURL()
+		if tlsAsked {
+			urlS = "wss://" + strings.TrimPrefix(urlS, "ws://")
+		}
 	}
 	if adminS == "" {
 		adminS = tgt.DefaultAdminURL()
@@ -234,9 +243,12 @@ func parseArgs(args []string, out io.Writer) (options, error) {
 	const why = "not a loopback address: to target another host, give both -url and -admin-url"
 	var addr netip.AddrPort
 	for i, one := range strings.Split(urlS, ",") {
-		wsURL, a, err := checkURL("url", strings.TrimSpace(one), "ws")
+		wsURL, a, err := checkURL("url", strings.TrimSpace(one), "ws", "wss")
 		if err != nil {
 			return options{}, err
+		}
+		if i > 0 && !strings.HasPrefix(c.URL, wsURL.Scheme+"://") {
+			return options{}, bad("url", fmt.Sprintf("%q", urlS), "mixes ws:// and wss://")
 		}
 		if !(set["url"] && set["admin-url"]) && !a.Addr().IsLoopback() {
 			return options{}, bad("url", fmt.Sprintf("%q", urlS), why)
@@ -247,6 +259,9 @@ func parseArgs(args []string, out io.Writer) (options, error) {
 		}
 		c.URLs = append(c.URLs, wsURL.String())
 		c.Addrs = append(c.Addrs, a)
+	}
+	if err := checkTLS(&o, caFile, insecure, tlsAsked, bad); err != nil {
+		return options{}, err
 	}
 	adminURL, adminAddr, err := checkURL("admin-url", adminS, "http", "https")
 	if err != nil {
@@ -310,7 +325,7 @@ func checkURL(name, s string, schemes ...string) (*url.URL, netip.AddrPort, erro
 	}
 	port := u.Port()
 	if port == "" {
-		port = map[string]string{"ws": "80", "http": "80", "https": "443"}[u.Scheme]
+		port = map[string]string{"ws": "80", "wss": "443", "http": "80", "https": "443"}[u.Scheme]
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -330,6 +345,37 @@ func checkURL(name, s string, schemes ...string) (*url.URL, netip.AddrPort, erro
 		return fail("bad port")
 	}
 	return u, netip.AddrPortFrom(addr.Unmap(), p), nil
+}
+
+// checkTLS checks -ca and -insecure against the URL's scheme and reads the
+// CA file into the run's TLS options.
+func checkTLS(o *options, caFile string, insecure, asked bool, bad func(string, any, string) error) error {
+	c := &o.cfg
+	wss := strings.HasPrefix(c.URL, "wss://")
+	switch {
+	case caFile != "" && insecure:
+		return bad("insecure", true, "-ca and -insecure exclude each other")
+	case asked && !wss:
+		name, v := "ca", any(fmt.Sprintf("%q", caFile))
+		if insecure {
+			name, v = "insecure", true
+		}
+		return bad(name, v, "needs a wss:// -url")
+	case !wss:
+		return nil
+	}
+	c.TLS = &loadgen.TLSOptions{Insecure: insecure, CAFile: caFile}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return bad("ca", fmt.Sprintf("%q", caFile), err.Error())
+		}
+		c.TLS.CAPEM = pem
+		if err := c.TLS.Check(); err != nil {
+			return bad("ca", fmt.Sprintf("%q", caFile), "no PEM certificate in it")
+		}
+	}
+	return nil
 }
 
 // parseSourceIPs reads "127.0.0.2-127.0.0.9,127.0.1.1" (ranges and single
