@@ -9,6 +9,7 @@
 #   make bench     short shardbench run (connect, fanout, echo; ~30 s) vs shardgate and gorillahub
 #   make bench-go  every Go benchmark, with allocations
 #   make compare   full comparison vs gorillahub and Centrifugo (~11 min), results in bench/results/
+#   make compare-tls  shardgate vs Centrifugo, both over wss:// (scripts/compare-tls.sh), results in bench/results/
 #   make vet       go vet
 #   make soak      scripts/soak.sh: 15,000 subscribers for 30 min with churn; PASS/FAIL, report in bench/results/ (ARGS=... adds shardbench soak flags)
 #   make cluster   NATS + three gateway nodes to try a cluster by hand (scripts/cluster.sh; ARGS=... adds node flags)
@@ -27,7 +28,7 @@ NODE_DIR := test/node
 # node_modules is older than package-lock.json.
 NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
 
-.PHONY: build run test node-deps fuzz bench bench-go compare vet clean cluster soak
+.PHONY: build run test node-deps fuzz bench bench-go compare compare-tls vet clean cluster soak
 
 build:
 	@mkdir -p bin
@@ -78,6 +79,9 @@ bench-go:
 
 compare:
 	scripts/compare.sh
+
+compare-tls:
+	scripts/compare-tls.sh
 
 soak:
 	scripts/soak.sh $(ARGS)

@@ -15,6 +15,13 @@
 # Extra arguments go to centrifugo (e.g. --http_server.port 8001). The exec
 # leaves centrifugo as this process, so a caller that backgrounds the script
 # can stop it with a signal to $!.
+#
+# TLS: with TLS_CERT=FILE and TLS_KEY=FILE (PEM) the WebSocket port speaks
+# TLS only (wss://127.0.0.1:8000/connection/websocket; shardbench -ca or
+# -insecure), set through Centrifugo v6's environment variables for
+# http_server.tls.{enabled,cert_pem,key_pem}; http_server.tls_external keeps
+# the internal port (API, metrics) on plain HTTP, as shardgate's admin port
+# stays plain with -tls-cert.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -44,7 +51,20 @@ if [ "$built" != "$version" ]; then
 	echo "==> built bin/centrifugo $version in $((SECONDS - start))s" >&2
 fi
 
+scheme=ws
+if [ -n "${TLS_CERT:-}${TLS_KEY:-}" ]; then
+	if [ ! -r "${TLS_CERT:-}" ] || [ ! -r "${TLS_KEY:-}" ]; then
+		echo "bench-centrifugo.sh: TLS_CERT and TLS_KEY must both name readable PEM files" >&2
+		exit 2
+	fi
+	export CENTRIFUGO_HTTP_SERVER_TLS_ENABLED=true
+	export CENTRIFUGO_HTTP_SERVER_TLS_CERT_PEM="$TLS_CERT"
+	export CENTRIFUGO_HTTP_SERVER_TLS_KEY_PEM="$TLS_KEY"
+	export CENTRIFUGO_HTTP_SERVER_TLS_EXTERNAL=true
+	scheme=wss
+fi
+
 # Every connection is a file descriptor: take the whole hard limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-echo "==> centrifugo $version: ws://127.0.0.1:8000/connection/websocket, api and metrics on http://127.0.0.1:9000" >&2
+echo "==> centrifugo $version: $scheme://127.0.0.1:8000/connection/websocket, api and metrics on http://127.0.0.1:9000" >&2
 exec bin/centrifugo --config "$config" "$@"
