@@ -37,6 +37,9 @@
 #                            ${TMPDIR:-/tmp}/shardgate-tls-compare-quick.{md,json}
 #   OUT=path/prefix          where OUT.md and OUT.json go
 #
+# OUT=path/prefix scripts/compare-tls.sh --report RAWDIR writes the report
+# again from a kept raw directory (scripts/lib/tls_report.py).
+#
 # Ports (must be free): shardgate wss 127.0.0.1:8080, admin 127.0.0.1:9090;
 # Centrifugo wss 127.0.0.1:8000, API and metrics 127.0.0.1:9000 (plain HTTP
 # on both admin ports). Every server the script starts is stopped when it exits.
@@ -45,6 +48,15 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
 	export PATH="$PATH:/usr/local/go/bin"
+fi
+
+# --report RAW: write OUT.md and OUT.json again from a kept run directory.
+if [ "${1:-}" = --report ]; then
+	[ -d "${2:-}" ] || { echo "usage: scripts/compare-tls.sh --report RAWDIR (OUT=path/prefix)" >&2; exit 2; }
+	: "${OUT:?set OUT=path/prefix for the report}"
+	python3 scripts/lib/tls_report.py "$2" "$OUT"
+	echo "==> report in $OUT.md and $OUT.json"
+	exit 0
 fi
 
 QUICK=${QUICK:-}
@@ -226,10 +238,10 @@ if [ -x bin/centrifugo ]; then
 	centrifugo_version=$(go version -m bin/centrifugo 2>/dev/null | awk '$1 == "mod" { print $3; exit }')
 fi
 
-python3 - "$OUT" "$manifest" "$RAW" <<PY
-import json, statistics, sys
-out, manifest, raw = sys.argv[1], sys.argv[2], sys.argv[3]
-meta = {
+# The run's facts, for the report (and for --report on a kept directory).
+python3 - "$RAW/meta.json" <<PY
+import json, sys
+json.dump({
     "command": """$invocation""",
     "started": "$started",
     "shardgate_commit": "$head_rev",
@@ -241,135 +253,8 @@ meta = {
     "connect": "shardbench connect ${connect_args[*]}",
     "fanout": "shardbench fanout ${fanout_args[*]}",
     "connect_conns": $CONNECT_CONNS, "fanout_conns": $FANOUT_CONNS,
-}
-runs = []
-with open(manifest) as f:
-    next(f)
-    for line in f:
-        system, scenario, rnd, status, path, server, bench = line.rstrip("\n").split("\t")
-        rep = None
-        if status == "ok":
-            try:
-                with open(path) as r:
-                    rep = json.load(r)
-            except (OSError, ValueError) as e:
-                status = f"failed: no report ({e})"
-        runs.append({"system": system, "scenario": scenario, "round": int(rnd), "status": status,
-                     "server_command": server, "bench_command": bench, "report": rep})
-
-def get(rep, *path):
-    for p in path:
-        if not isinstance(rep, dict) or rep.get(p) is None:
-            return None
-        rep = rep[p]
-    return rep
-
-metrics = {
-    "rss_per_idle_tls_conn_bytes": ("connect", ("server", "rss_per_conn_bytes")),
-    "tls_upgrades_per_second": ("connect", ("connect", "per_second")),
-    "server_cpu_per_tls_upgrade_us": ("connect", ("connect", "server_cpu_per_conn_us")),
-    "server_cpu_per_tls_delivery_us": ("fanout", ("fanout", "server_cpu_per_delivery_us")),
-    "fanout_delivered_pct": ("fanout", ("fanout", "delivered_pct")),
-    "fanout_latency_p99_ms": ("fanout", ("fanout", "latency", "p99_ms")),
-    "generator_max_rss_bytes_connect": ("connect", ("generator", "max_rss_bytes")),
-}
-systems = []
-for r in runs:
-    if r["system"] not in systems:
-        systems.append(r["system"])
-summary = {}
-for s in systems:
-    summary[s] = {}
-    for m, (scen, path) in metrics.items():
-        vals = [get(r["report"], *path) for r in runs if r["system"] == s and r["scenario"] == scen]
-        vals = [v for v in vals if v is not None]
-        summary[s][m] = statistics.median(vals) if vals else None
-    tls = next((get(r["report"], "tls") for r in runs if r["system"] == s and get(r["report"], "tls")), None)
-    if tls:
-        tls = dict(tls, verify=tls.get("verify", "").replace(raw, "\$RAW"))
-    summary[s]["tls"] = tls
-ratios = {}
-if "shardgate" in summary and "centrifugo" in summary:
-    for m in metrics:
-        if m == "fanout_delivered_pct":
-            continue
-        a, b = summary["shardgate"][m], summary["centrifugo"][m]
-        ratios[m] = round(a / b, 3) if a is not None and b else None
-target = None
-rss = summary.get("shardgate", {}).get("rss_per_idle_tls_conn_bytes")
-if rss is not None:
-    target = {"rss_per_idle_tls_conn_max_bytes": 6144, "shardgate_bytes": rss, "met": rss <= 6144}
-doc = {"meta": meta, "summary": summary, "ratios_shardgate_over_centrifugo": ratios, "target": target, "runs": runs}
-with open(out + ".json", "w") as f:
-    json.dump(doc, f, indent=2)
-    f.write("\n")
-
-def fmt(v, unit, digits=1):
-    if v is None:
-        return "failed"
-    if unit == "KiB":
-        return f"{v / 1024:,.2f} KiB"
-    if unit == "MiB":
-        return f"{v / 1048576:,.0f} MiB"
-    return f"{v:,.{digits}f} {unit}".strip()
-
-rows = [
-    ("RSS per idle TLS connection (%s)" % f"{meta['connect_conns']:,}", "rss_per_idle_tls_conn_bytes", "KiB", "lower is better"),
-    ("TLS upgrades per second", "tls_upgrades_per_second", "/s", "higher is better"),
-    ("server CPU per TLS upgrade", "server_cpu_per_tls_upgrade_us", "µs", "lower is better"),
-    ("server CPU per TLS delivery (%s subscribers)" % f"{meta['fanout_conns']:,}", "server_cpu_per_tls_delivery_us", "µs", "lower is better"),
-    ("fan-out delivered", "fanout_delivered_pct", "%", ""),
-    ("fan-out latency p99", "fanout_latency_p99_ms", "ms", ""),
-    ("load generator max RSS (connect, all workers)", "generator_max_rss_bytes_connect", "MiB", ""),
-]
-L = []
-L.append("# TLS comparison: shardgate and Centrifugo, both serving wss://")
-L.append("")
-L.append(f"Command: \`{meta['command']}\` ({meta['started']}), shardgate at {meta['shardgate_commit']}, Centrifugo {meta['centrifugo'] or '(not run)'}.")
-L.append("")
-L.append(f"Machine: {meta['machine']}; load generator on the same cores.")
-L.append(f"Load before the run: \`{meta['load_before']}\`; after: \`{meta['load_after']}\`.")
-L.append("")
-L.append(f"Each run: a fresh server with the same throwaway ECDSA P-256 certificate, then")
-L.append(f"\`{meta['connect']} -ca ca.pem -procs {meta['procs']} -inflight {meta['inflight']}\` or")
-L.append(f"\`{meta['fanout']} -ca ca.pem -procs {meta['procs']} -inflight {meta['inflight']}\`;")
-L.append(f"{meta['rounds']} round(s), systems alternating; medians compared.")
-L.append("")
-for s in systems:
-    t = summary[s]["tls"]
-    if t:
-        L.append(f"- {s}: {t.get('version')}, {t.get('cipher_suite')}, key exchange {t.get('group')}, ALPN {t.get('alpn')}; certificate {t.get('verify')}; a full handshake per connection.")
-L.append("")
-head = "| | " + " | ".join(systems) + (" | shardgate ÷ centrifugo |" if ratios else " |")
-L.append(head)
-L.append("|---|" + "---:|" * (len(systems) + (1 if ratios else 0)))
-for label, m, unit, note in rows:
-    cells = [fmt(summary[s][m], unit, 1 if unit != "%" else 2) for s in systems]
-    line = f"| {label} | " + " | ".join(cells)
-    if ratios:
-        line += f" | {ratios.get(m) if ratios.get(m) is not None else '-'} |"
-    else:
-        line += " |"
-    L.append(line)
-L.append("")
-if target:
-    L.append(f"- shardgate RSS per idle TLS connection at {meta['connect_conns']:,}: {rss / 1024:.2f} KiB "
-             f"(target: at most 6 KiB): {'met' if target['met'] else 'MISSED'}")
-failed = [r for r in runs if r["status"] != "ok"]
-for r in failed:
-    L.append(f"- {r['system']} {r['scenario']} round {r['round']}: {r['status']}")
-for r in runs:
-    for w in get(r["report"], "warnings") or []:
-        L.append(f"- warning, {r['system']} {r['scenario']} round {r['round']}: {w}")
-L.append("")
-L.append("| run | status | server command | shardbench command |")
-L.append("|---|---|---|---|")
-for r in runs:
-    L.append(f"| {r['system']} {r['scenario']} {r['round']} | {r['status']} | \`{r['server_command']}\` | \`{r['bench_command']}\` |")
-L.append("")
-L.append("Every figure and each shardbench report in full: the .json file beside this one.")
-with open(out + ".md", "w") as f:
-    f.write("\n".join(L) + "\n")
+}, open(sys.argv[1], "w"), indent=2)
 PY
+python3 scripts/lib/tls_report.py "$RAW" "$OUT"
 cat "$OUT.md"
 echo "==> report in $OUT.md and $OUT.json; raw reports and server logs in $RAW"
