@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"slices"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -43,6 +44,39 @@ func (t Type) ackName() string {
 		return "published"
 	}
 	return "ack"
+}
+
+// AppendRefreshed appends the reply to a successful refresh,
+// {"type":"refreshed","id":4,"expires":1767225600}: expires is the new
+// token's "exp" in Unix seconds. The "expires" member is left out when
+// expires is 0 (a token without "exp" never expires), and "id" when id is
+// empty.
+func AppendRefreshed(dst []byte, id json.RawMessage, expires int64) []byte {
+	dst = append(dst, `{"type":"refreshed"`...)
+	if len(id) > 0 {
+		dst = append(dst, `,"id":`...)
+		dst = append(dst, id...)
+	}
+	if expires != 0 {
+		dst = append(dst, `,"expires":`...)
+		dst = strconv.AppendInt(dst, expires, 10)
+	}
+	return append(dst, '}')
+}
+
+// ReasonForbidden is the "reason" of an unsubscribed message for a
+// subscription that a refreshed token no longer allows.
+const ReasonForbidden = "forbidden"
+
+// AppendUnsubscribed appends the notice of a subscription the gateway
+// ended on its own, {"type":"unsubscribed","channel":"news","reason":"forbidden"}:
+// an "unsubscribed" with no "id" (nobody asked) and the reason why.
+func AppendUnsubscribed(dst []byte, channel, reason string) []byte {
+	dst = append(dst, `{"type":"unsubscribed","channel":`...)
+	dst = appendString(dst, channel)
+	dst = append(dst, `,"reason":`...)
+	dst = appendString(dst, reason)
+	return append(dst, '}')
 }
 
 // AppendError appends {"type":"error","id":3,"code":"…","message":"…"}. The

@@ -17,6 +17,9 @@ const (
 	CodeRateLimited = "rate_limited"
 	// CodeUnavailable: the broker is unreachable or the gateway is draining.
 	CodeUnavailable = "unavailable"
+	// CodeBadToken: a refresh whose token was refused; the token in force
+	// stays in force.
+	CodeBadToken = "bad_token"
 )
 
 // Error is a request failure reported to the client. The connection stays

@@ -21,6 +21,7 @@ func FuzzParseRequest(f *testing.F) {
 		`{"type":"subscribe","channel":"a","id":"\ud800"}`,
 		`{"type":"publish","channel":"a","data":"\u0000"}`,
 		`{"type":"\u0070ublish","channel":"\u0061","data":true,"id":-0}`,
+		`{"type":"refresh","token":"\ud800\u0041","id":"r"}`,
 		"{\"type\":\"subscribe\",\"channel\":\"a\"}\x00",
 		`{"":1,"\\":2,"type":"subscribe","channel":"x"}`,
 		`{{}`, `{"a"}`, `{"a":}`, `{"type":"subscribe"`, `{"type":"subscribe","channel":"x"}}`,
@@ -66,10 +67,17 @@ func FuzzParseRequest(f *testing.F) {
 			if req.Data == nil || !json.Valid(req.Data) {
 				t.Fatalf("publish Data %q is not valid JSON", req.Data)
 			}
+		case TypeRefresh:
+			if req.Data != nil || req.Channel != "" {
+				t.Fatalf("refresh with Data %q, Channel %q", req.Data, req.Channel)
+			}
 		default:
 			t.Fatalf("success with Type %d", req.Type)
 		}
-		if !ValidChannel(req.Channel) {
+		if req.Type != TypeRefresh && req.Token != "" {
+			t.Fatalf("Token %q set for %v", req.Token, req.Type)
+		}
+		if req.Type != TypeRefresh && !ValidChannel(req.Channel) {
 			t.Fatalf("success with invalid channel %q", req.Channel)
 		}
 
@@ -84,7 +92,12 @@ func FuzzParseRequest(f *testing.F) {
 		if json.Unmarshal(m["type"], &typ) != nil || typ != req.Type.String() {
 			t.Fatalf("type %q, encoding/json says %s", req.Type, m["type"])
 		}
-		if json.Unmarshal(m["channel"], &ch) != nil || ch != req.Channel {
+		if req.Type == TypeRefresh {
+			var tok string
+			if json.Unmarshal(m["token"], &tok) != nil || tok != req.Token {
+				t.Fatalf("token %q, encoding/json says %s", req.Token, m["token"])
+			}
+		} else if json.Unmarshal(m["channel"], &ch) != nil || ch != req.Channel {
 			t.Fatalf("channel %q, encoding/json says %s", req.Channel, m["channel"])
 		}
 		if req.Type == TypePublish && !jsonEqual(req.Data, m["data"]) {
@@ -96,6 +109,8 @@ func FuzzParseRequest(f *testing.F) {
 
 		for _, out := range [][]byte{
 			AppendAck(nil, req.Type, req.Channel, req.ID),
+			AppendRefreshed(nil, req.ID, int64(len(msg))),
+			AppendUnsubscribed(nil, req.Channel, string(msg)),
 			AppendMessage(nil, req.Channel, req.Data),
 			AppendError(nil, req.ID, &Error{CodeForbidden, string(msg)}),
 		} {

@@ -14,6 +14,8 @@ const (
 	TypeSubscribe Type = iota + 1
 	TypeUnsubscribe
 	TypePublish
+	// TypeRefresh replaces the connection's token (SPEC "Sessions").
+	TypeRefresh
 )
 
 // String returns the request's "type" value ("subscribe", …), or "" for a
@@ -26,6 +28,8 @@ func (t Type) String() string {
 		return "unsubscribe"
 	case TypePublish:
 		return "publish"
+	case TypeRefresh:
+		return "refresh"
 	}
 	return ""
 }
@@ -39,7 +43,8 @@ func (t Type) String() string {
 type Request struct {
 	Type Type
 	// Channel is the requested channel name, a valid one (ValidChannel)
-	// whenever ParseRequest succeeds.
+	// whenever ParseRequest succeeds, except for a refresh, which has none
+	// ("").
 	Channel string
 	// Data is the raw JSON of "data" for a publish, whitespace-trimmed and
 	// otherwise verbatim. It is nil when the field is absent (and for the
@@ -50,6 +55,10 @@ type Request struct {
 	// included, big numbers unrounded) or nil when absent. Echoing it
 	// verbatim is always valid JSON.
 	ID json.RawMessage
+	// Token is the decoded "token" of a refresh, a fresh string; "" for
+	// the other types. It is not checked here beyond being a JSON string:
+	// whether it is a valid token is the verifier's business.
+	Token string
 }
 
 // Member names ParseRequest knows; every other member is ignored.
@@ -59,6 +68,7 @@ const (
 	keyChannel
 	keyData
 	keyID
+	keyToken
 )
 
 // ParseRequest parses one text message.
@@ -73,13 +83,16 @@ const (
 //     bad_request, because two parsers along the way could each pick a
 //     different copy;
 //   - "type" missing, not a string, or unknown: bad_request;
+//   - a refresh: "token" missing or not a string: bad_request; "channel"
+//     and "data" are ignored;
 //   - "channel" missing or not a string: bad_request;
 //   - "channel" not a valid name: bad_channel;
 //   - a publish without "data": bad_request ("data" may be any JSON,
 //     null included).
 //
 // Member names are matched exactly (after JSON unescaping): "Type" is not
-// "type". Unknown members are ignored.
+// "type". Unknown members are ignored ("token" is known to every type, so
+// two of them are refused even on a subscribe).
 //
 // The message is validated with encoding/json first; the members are then
 // found by a small scanner that relies on that validation, which keeps the
@@ -98,7 +111,7 @@ func ParseRequest(msg []byte) (Request, *Error) {
 	}
 
 	var (
-		vals [keyID + 1][]byte
+		vals [keyToken + 1][]byte
 		dup  = keyUnknown
 	)
 	it := members{b: msg, i: start + 1}
@@ -137,6 +150,8 @@ func ParseRequest(msg []byte) (Request, *Error) {
 		return req, &Error{CodeBadRequest, `duplicate "data" member`}
 	case keyID:
 		return req, &Error{CodeBadRequest, `duplicate "id" member`}
+	case keyToken:
+		return req, &Error{CodeBadRequest, `duplicate "token" member`}
 	}
 
 	typ := vals[keyType]
@@ -149,6 +164,9 @@ func ParseRequest(msg []byte) (Request, *Error) {
 		req.Type = TypeUnsubscribe
 	case stringIs(typ, "publish"):
 		req.Type = TypePublish
+	case stringIs(typ, "refresh"):
+		req.Type = TypeRefresh
+		return parseRefresh(req, vals[keyToken])
 	default:
 		return req, &Error{CodeBadRequest, `unknown "type"`}
 	}
@@ -175,6 +193,26 @@ func ParseRequest(msg []byte) (Request, *Error) {
 	return req, nil
 }
 
+// parseRefresh finishes a refresh request: it carries a token, not a
+// channel.
+func parseRefresh(req Request, tok []byte) (Request, *Error) {
+	if tok == nil {
+		return req, &Error{CodeBadRequest, `missing "token"`}
+	}
+	if !isString(tok) {
+		return req, &Error{CodeBadRequest, `"token" must be a string`}
+	}
+	body := tok[1 : len(tok)-1]
+	if !hasBackslash(body) {
+		req.Token = string(body) // a real JWT: base64url and dots, never escaped
+		return req, nil
+	}
+	if json.Unmarshal(tok, &req.Token) != nil {
+		return req, &Error{CodeBadRequest, `"token" must be a string`}
+	}
+	return req, nil
+}
+
 // keyOf maps a member name (raw JSON string, quotes included) to a key.
 func keyOf(raw []byte) int {
 	switch {
@@ -186,6 +224,8 @@ func keyOf(raw []byte) int {
 		return keyData
 	case stringIs(raw, "id"):
 		return keyID
+	case stringIs(raw, "token"):
+		return keyToken
 	}
 	return keyUnknown
 }

@@ -106,6 +106,22 @@ var parseCases = []parseCase{
 	{name: "escaped 128-byte channel ok", msg: `{"type":"subscribe","channel":"` + strings.Repeat(`\u0061`, 128) + `"}`,
 		want: Request{Type: TypeSubscribe, Channel: strings.Repeat("a", 128)}},
 	{name: "bad channel beats missing data", msg: `{"type":"publish","channel":"","id":9}`, code: CodeBadChannel, id: `9`},
+
+	// refresh: a token, no channel.
+	{name: "refresh", msg: `{"type":"refresh","token":"aGVhZA.Ym9keQ.c2ln","id":4}`,
+		want: Request{Type: TypeRefresh, Token: "aGVhZA.Ym9keQ.c2ln"}, id: `4`},
+	{name: "refresh escaped token", msg: `{"type":"refresh","token":"a\u002eb\/c"}`,
+		want: Request{Type: TypeRefresh, Token: "a.b/c"}},
+	{name: "refresh empty token is the verifier's call", msg: `{"type":"refresh","token":""}`,
+		want: Request{Type: TypeRefresh}},
+	{name: "refresh ignores channel and data", msg: `{"type":"refresh","channel":"no spaces allowed","data":1,"token":"t"}`,
+		want: Request{Type: TypeRefresh, Token: "t"}},
+	{name: "token on subscribe ignored", msg: `{"type":"subscribe","channel":"x","token":"t"}`,
+		want: Request{Type: TypeSubscribe, Channel: "x"}},
+	{name: "refresh without token", msg: `{"type":"refresh","id":"r"}`, code: CodeBadRequest, id: `"r"`, msgPart: `"token"`},
+	{name: "refresh token number", msg: `{"type":"refresh","token":1,"id":4}`, code: CodeBadRequest, id: `4`, msgPart: `"token"`},
+	{name: "refresh token null", msg: `{"type":"refresh","token":null,"id":4}`, code: CodeBadRequest, id: `4`},
+	{name: "duplicate token", msg: `{"type":"refresh","token":"a","token":"b","id":4}`, code: CodeBadRequest, id: `4`, msgPart: "duplicate"},
 }
 
 func TestParseRequest(t *testing.T) {
@@ -130,6 +146,9 @@ func TestParseRequest(t *testing.T) {
 			}
 			if got.Type != tc.want.Type || got.Channel != tc.want.Channel {
 				t.Errorf("got type %v channel %q, want %v %q", got.Type, got.Channel, tc.want.Type, tc.want.Channel)
+			}
+			if got.Token != tc.want.Token {
+				t.Errorf("got token %q, want %q", got.Token, tc.want.Token)
 			}
 			checkData(t, got.Data, tc.want.Data)
 		})
@@ -176,7 +195,7 @@ func TestParseRequestAliases(t *testing.T) {
 }
 
 func TestTypeString(t *testing.T) {
-	for typ, want := range map[Type]string{TypeSubscribe: "subscribe", TypeUnsubscribe: "unsubscribe", TypePublish: "publish", 0: "", 200: ""} {
+	for typ, want := range map[Type]string{TypeSubscribe: "subscribe", TypeUnsubscribe: "unsubscribe", TypePublish: "publish", TypeRefresh: "refresh", 0: "", 200: ""} {
 		if got := typ.String(); got != want {
 			t.Errorf("Type(%d).String() = %q, want %q", typ, got, want)
 		}
