@@ -2,15 +2,19 @@ package shard
 
 import "time"
 
-// sweep runs on every clock tick: heartbeat pings, idle timeouts, stalled
-// queues and closing connections whose peer never answered. It walks the
-// connections backwards so that releasing the current one (which swaps the
-// last into its place) neither skips nor repeats anyone.
+// sweep runs on every clock tick: expired tokens (session.go), heartbeat
+// pings, idle timeouts, stalled queues and closing connections whose peer
+// never answered. It walks the connections backwards so that releasing the
+// current one (which swaps the last into its place) neither skips nor
+// repeats anyone.
 func (s *Shard) sweep() {
 	now := s.now()
 	idle := int64(s.opts.IdleTimeout)
 	stall := int64(s.opts.WriteTimeout)
 	ping := int64(s.opts.PingInterval)
+	// Token expiry is wall-clock (exp is a Unix time): read once per sweep.
+	// Only connections with grants pay for the interface call.
+	unixNow := time.Now().Unix()
 	for i := len(s.all) - 1; i >= 0; i-- {
 		if i >= len(s.all) {
 			continue
@@ -19,9 +23,11 @@ func (s *Shard) sweep() {
 		switch c.state {
 		case stateOpen:
 			switch {
+			case c.grants != nil && expired(c.grants, unixNow):
+				s.close(c, disconnectTokenExpired)
 			case idle > 0 && now-c.lastRead > idle:
 				s.close(c, disconnectIdle)
-			case stall > 0 && c.out != nil && now-c.stallSince > stall:
+			case stall > 0 && !s.drained(c) && now-c.stallSince > stall:
 				s.close(c, disconnectWriteTimeout)
 			case ping > 0 && now >= c.nextPing:
 				c.nextPing = now + ping

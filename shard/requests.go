@@ -63,6 +63,9 @@ func (s *Shard) handleRequest(c *conn, msg []byte) {
 		}
 	case protocol.TypeUnsubscribe:
 		s.unsubscribe(c, req.Channel)
+	case protocol.TypeRefresh:
+		s.refresh(c, req) // session.go; it answers itself
+		return
 	case protocol.TypePublish:
 		if c.grants != nil && !c.grants.CanPublish(req.Channel) {
 			s.replyError(c, req.ID, errNoPublish)
@@ -103,6 +106,22 @@ func (s *Shard) published(r *asyncResult) {
 func (s *Shard) replyAck(c *conn, t protocol.Type, channel string, id json.RawMessage) {
 	b := s.pool.Get(replyHeadroom)
 	*b = protocol.AppendAck(*b, t, channel, id)
+	s.sendText(c, b)
+}
+
+// replyRefreshed answers a successful refresh; expires is the new
+// token's exp (0: none, and the member is left out).
+func (s *Shard) replyRefreshed(c *conn, id json.RawMessage, expires int64) {
+	b := s.pool.Get(replyHeadroom)
+	*b = protocol.AppendRefreshed(*b, id, expires)
+	s.sendText(c, b)
+}
+
+// replyUnsubscribed tells c that the gateway ended its subscription to
+// channel on its own, and why.
+func (s *Shard) replyUnsubscribed(c *conn, channel, reason string) {
+	b := s.pool.Get(replyHeadroom)
+	*b = protocol.AppendUnsubscribed(*b, channel, reason)
 	s.sendText(c, b)
 }
 

@@ -73,6 +73,12 @@ type Options struct {
 	// OnRelease is called once per connection, with the tag it was
 	// attached with, when its socket is closed.
 	OnRelease func(tag uint32)
+	// Refresh verifies the token of a client's refresh request and
+	// returns its grants (non-nil when err is nil). It is called on the
+	// shard goroutine, so it must be quick and must not block: a local
+	// signature check, no network. Nil when the gateway has no auth: a
+	// refresh is then a bad_request. See session.go.
+	Refresh func(token string) (Grants, error)
 }
 
 // Shard owns connections. See the package doc for the threading model.

@@ -112,6 +112,53 @@ func (s *Shard) unsubscribe(c *conn, name string) {
 	}
 }
 
+// revokeForbidden ends each of c's subscriptions that its grants no
+// longer allow (after a refresh), like an unsubscribe: the channel index,
+// the gauge and the broker interest follow. A subscription the client has
+// been told about ends with an unsubscribed notice, reason "forbidden"; a
+// subscribe still waiting for its channel's interest is answered with the
+// forbidden error instead, so that no "subscribed" follows later.
+//
+// Replies can make c a slow consumer, whose close empties c.subs: the
+// loop stops as soon as c is no longer open.
+func (s *Shard) revokeForbidden(c *conn) {
+	// Backwards: removeSub moves the last subscription into the removed
+	// one's place, and that one has been looked at already.
+	for i := len(c.subs) - 1; i >= 0 && c.state == stateOpen; i-- {
+		ch := c.subs[i].ch
+		if c.grants.CanSubscribe(ch.name) {
+			continue
+		}
+		waiting := takeWaiters(ch, c)
+		s.removeSub(c, i)
+		if len(waiting) == 0 {
+			s.replyUnsubscribed(c, ch.name, protocol.ReasonForbidden)
+		}
+		for _, w := range waiting {
+			if c.state == stateOpen {
+				s.replyError(c, w.id, errNoSubscribe)
+			}
+		}
+	}
+}
+
+// takeWaiters removes and returns c's subscribe requests waiting on ch
+// (a client may have sent several before the channel was ready).
+func takeWaiters(ch *channel, c *conn) []waiter {
+	var mine []waiter
+	kept := ch.waiting[:0]
+	for _, w := range ch.waiting {
+		if w.c == c {
+			mine = append(mine, w)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(ch.waiting[len(kept):])
+	ch.waiting = kept
+	return mine
+}
+
 func (s *Shard) unsubscribeAll(c *conn) {
 	for len(c.subs) > 0 {
 		s.removeSub(c, len(c.subs)-1)
