@@ -151,6 +151,10 @@ func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 		}
 	}()
 
+	var refresh func(string) (shard.Grants, error) // nil without auth: a refresh is a bad_request
+	if g.verifier != nil {
+		refresh = g.refreshToken
+	}
 	for i := range cfg.Shards {
 		s, err := shard.New(shard.Options{
 			ID:               i,
@@ -168,6 +172,7 @@ func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 			Log:              log,
 			OnChannel:        g.onChannel,
 			OnRelease:        g.onRelease,
+			Refresh:          refresh,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
@@ -230,10 +235,12 @@ func (g *Gateway) Addr() net.Addr { return g.publicLn.Addr() }
 // AdminAddr is the admin listener's address.
 func (g *Gateway) AdminAddr() net.Addr { return g.adminLn.Addr() }
 
-// tickInterval is how often shards sweep heartbeats and timeouts: fine
-// enough for the shortest configured timer, never busier than 100 Hz.
+// tickInterval is how often shards sweep heartbeats, timeouts and token
+// expiry: fine enough for the shortest configured timer, never busier
+// than 100 Hz, and at most 500 ms so that a connection is closed within a
+// second of its token's exp (SPEC "Sessions").
 func (g *Gateway) tickInterval() time.Duration {
-	d := min(time.Second, g.cfg.PingInterval/4, g.cfg.IdleTimeout/4, g.cfg.HandshakeTimeout/4)
+	d := min(500*time.Millisecond, g.cfg.PingInterval/4, g.cfg.IdleTimeout/4, g.cfg.HandshakeTimeout/4)
 	return max(d, 10*time.Millisecond)
 }
 
@@ -330,6 +337,17 @@ func (g *Gateway) onRelease(tag uint32) {
 		default:
 		}
 	}
+}
+
+// refreshToken verifies the token of a client's refresh like an upgrade's
+// (shard.Options.Refresh; the shard checks subject and expiry against the
+// token in force). A failure returns a nil interface, not a nil *Grants.
+func (g *Gateway) refreshToken(token string) (shard.Grants, error) {
+	grants, err := g.verifier.Verify(token, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return grants, nil
 }
 
 // disconnectLocal closes this node's connections whose token subject is
