@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -9,9 +10,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws"
 	"github.com/shardgate/shardgate/internal/wstest"
 )
 
@@ -87,6 +90,81 @@ func TestWSSServesTheClientProtocol(t *testing.T) {
 	if n := g.metricSum("shardgate_upgrades_total", "result", "tls_error"); n != 0 {
 		t.Errorf("upgrades_total{result=tls_error} = %v after good clients only", n)
 	}
+}
+
+// TestWSSCarriesMessagesLargerThanARecord: a 60,000-byte message, more
+// than three TLS records either way, goes from a wss:// client to the
+// gateway (which must gather its records into one frame) and back to it
+// and to another subscriber, byte for byte.
+func TestWSSCarriesMessagesLargerThanARecord(t *testing.T) {
+	files := newTLSFiles(t)
+	g := startGateway(t, files.on("", nil))
+	cfg := files.client(0, 0)
+	sender := wstest.DialTLS(t, g.wssURL(), cfg, nil)
+	other := wstest.DialTLS(t, g.wssURL(), cfg, nil)
+	sender.Subscribe("big")
+	other.Subscribe("big")
+
+	pad := strings.Repeat("0123456789abcdef", 60000/16)
+	data := `{"pad":"` + pad + `"}`
+	sender.Send(`{"type":"publish","channel":"big","id":1,"data":` + data + `}`)
+	for name, c := range map[string]*wstest.Client{"sender": sender, "other": other} {
+		for {
+			m := c.Read()
+			if m.Type == "published" && c == sender {
+				continue
+			}
+			if m.Type != "message" || string(m.Data) != data {
+				t.Fatalf("%s got %s %.80q…, want the %d-byte message", name, m.Type, m.Data, len(data))
+			}
+			break
+		}
+	}
+	pingPong(t, sender, "after a large message")
+}
+
+// TestWSSDeliversPastAFullSocket: 8 MiB of messages published to a wss://
+// client that reads nothing until the last one is accepted fill the
+// socket both ways; the ciphertext the socket refuses is kept and sent
+// when it drains, so the client then reads every message, whole and in
+// order, while another client is served meanwhile.
+func TestWSSDeliversPastAFullSocket(t *testing.T) {
+	files := newTLSFiles(t)
+	g := startGateway(t, files.on("", func(c *Config) { c.SendQueueBytes = 32 << 20 }))
+	cfg := files.client(0, 0)
+	// A small fixed receive buffer (no autotuning) so that the socket
+	// fills whatever the host's tcp_rmem.
+	small := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<10)
+		})
+		return errors.Join(err, serr)
+	}}
+	stalled, err := wstest.DialWith(t, ws.Dialer{Timeout: wstest.DefaultTimeout, TLSConfig: cfg, NetDial: small.DialContext}, g.wssURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled.Subscribe("flood")
+	w := newTLSWitness(t, g, cfg)
+
+	const n, size = 256, 32 << 10
+	pad := strings.Repeat("x", size)
+	for i := range n {
+		g.mustPublish("flood", `{"seq":`+strconv.Itoa(i)+`,"pad":"`+pad+`"}`)
+	}
+	w.check(t) // the gateway serves others while stalled's socket is full
+	for i := range n {
+		m := stalled.Expect("message")
+		want := `{"seq":` + strconv.Itoa(i) + `,"pad":"` + pad + `"}`
+		if string(m.Data) != want {
+			t.Fatalf("message %d: got %.60q… (%d bytes), want seq %d of %d bytes", i, m.Data, len(m.Data), i, len(want))
+		}
+	}
+	if n := g.metricSum("shardgate_disconnects_total", "reason", "slow_consumer"); n != 0 {
+		t.Fatalf("disconnects_total{reason=slow_consumer} = %v under a 32 MiB send queue", n)
+	}
+	pingPong(t, stalled, "after the flood")
 }
 
 // tlsWitness is one wss:// connection opened before a test misbehaves,
