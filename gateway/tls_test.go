@@ -167,6 +167,37 @@ func TestWSSDeliversPastAFullSocket(t *testing.T) {
 	pingPong(t, stalled, "after the flood")
 }
 
+// TestWSSHeartbeatAndIdleTimeout: the shard's own writes reach a wss://
+// client too, not only answers to what it read: pings every
+// -ping-interval, and for a client that never answers them, close 1001
+// "idle timeout" after -idle-timeout, then the end of the connection.
+func TestWSSHeartbeatAndIdleTimeout(t *testing.T) {
+	const interval, idle = 100 * time.Millisecond, 400 * time.Millisecond
+	files := newTLSFiles(t)
+	g := startGateway(t, files.on("", func(c *Config) {
+		c.PingInterval = interval
+		c.IdleTimeout = idle
+	}))
+	c := wstest.DialTLS(t, g.wssURL(), files.client(0, 0), nil)
+	start := time.Now()
+	h, _, err := c.ReadFrame(wstest.DefaultTimeout)
+	if err != nil {
+		t.Fatalf("waiting for a ping: %v", err)
+	}
+	if h.OpCode != ws.OpPing {
+		t.Fatalf("first frame %v, want a ping", h.OpCode)
+	}
+	if reason := c.ExpectClose(ws.StatusGoingAway); reason != "idle timeout" {
+		t.Errorf("close reason %q, want %q", reason, "idle timeout")
+	}
+	if took := time.Since(start); took < idle-interval {
+		t.Errorf("closed %v after the upgrade, before -idle-timeout %v", took, idle)
+	}
+	c.ExpectEOF()
+	g.waitMetric(1, "shardgate_disconnects_total", "reason", "idle_timeout")
+	g.waitMetric(0, "shardgate_connections")
+}
+
 // tlsWitness is one wss:// connection opened before a test misbehaves,
 // subscribed, and checked after each case: the bad client cost it nothing.
 type tlsWitness struct {
