@@ -155,6 +155,9 @@ func newAcceptor(log *slog.Logger, ln *net.TCPListener, hs *handshaker, shards [
 	if fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
 		a.spare = fd
 	}
+	if a.tls != nil {
+		a.tls.start()
+	}
 	return a, nil
 }
 
@@ -172,8 +175,9 @@ func (a *acceptor) Stop() {
 		a.waker.Wake()
 		<-a.done
 		if a.tls != nil {
-			a.tls.cancel()
+			a.tls.stop()
 			a.tlsWG.Wait()
+			a.tls.wait()
 		}
 		_ = a.waker.Close(a.poll)
 		_ = a.poll.Close()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -74,12 +75,88 @@ type tlsHandshakes struct {
 	ctx      context.Context // cancelled by the acceptor's Stop
 	cancel   context.CancelFunc
 	inFlight atomic.Int64 // handshakes on goroutines, counted in -max-handshakes
+
+	// After a burst of handshakes, the heap they grew is given back to
+	// the OS (releaseAfterBursts).
+	done         atomic.Int64  // handshakes finished since the last release
+	idle         chan struct{} // kicked when inFlight drops to zero
+	releaserDone chan struct{}
+	burst        int           // handshakes that make a burst worth a release
+	quiet        time.Duration // how long no handshake must run before it
+	release      func()        // debug.FreeOSMemory; tests count calls instead
 }
 
 func newTLSHandshakes(config *tls.Config) *tlsHandshakes {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &tlsHandshakes{config: config, ctx: ctx, cancel: cancel}
+	t := &tlsHandshakes{
+		config: config, ctx: ctx, cancel: cancel,
+		idle:         make(chan struct{}, 1),
+		releaserDone: make(chan struct{}),
+		burst:        releaseBurst,
+		quiet:        time.Second,
+		release:      debug.FreeOSMemory,
+	}
+	return t
 }
+
+// start runs the releaser; the acceptor calls it once nothing in its
+// construction can fail any more.
+func (t *tlsHandshakes) start() { go t.releaseAfterBursts() }
+
+// releaseBurst is how many TLS handshakes make a burst whose memory is
+// worth returning to the OS once it is over.
+const releaseBurst = 1000
+
+// releaseAfterBursts returns to the OS the memory a burst of TLS
+// handshakes left behind. Each handshake in flight holds tens of KiB
+// (key shares, certificate messages, a grown goroutine stack) that are
+// garbage a moment later, but the heap grew to hold them and the runtime
+// keeps the pages: after a reconnect storm of thousands of clients, a
+// node would otherwise keep the storm's peak as resident memory while
+// its connections sit idle. Once no handshake has run for a quiet
+// second after at least releaseBurst of them, one collection hands the
+// free pages back (debug.FreeOSMemory): a cost paid once per storm, not
+// per connection, and never while handshakes are running.
+func (t *tlsHandshakes) releaseAfterBursts() {
+	defer close(t.releaserDone)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-t.idle:
+		}
+		timer.Reset(t.quiet)
+		select {
+		case <-t.ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		if t.inFlight.Load() > 0 || t.done.Load() < int64(t.burst) {
+			continue // the burst goes on (its end kicks again), or was small
+		}
+		t.done.Store(0)
+		t.release()
+	}
+}
+
+// finished records the end of one handshake goroutine.
+func (t *tlsHandshakes) finished() {
+	t.done.Add(1)
+	if t.inFlight.Add(-1) == 0 {
+		select {
+		case t.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// stop cancels the handshakes in flight; the caller waits for their
+// goroutines, then for the releaser with wait.
+func (t *tlsHandshakes) stop() { t.cancel() }
+func (t *tlsHandshakes) wait() { <-t.releaserDone }
 
 // handoffTLS moves a pending connection whose first bytes arrived from the
 // acceptor's poller to a handshake goroutine.
@@ -99,7 +176,7 @@ func (a *acceptor) handoffTLS(p *pendingConn, from int) {
 // client is the PROXY header's address, for logs (invalid without one).
 func (a *acceptor) serveTLS(fd int, tag uint32, client netip.Addr, prefix []byte, deadline time.Time) {
 	defer a.tlsWG.Done()
-	defer a.tls.inFlight.Add(-1)
+	defer a.tls.finished()
 	fail := func(result string) {
 		if result != "" {
 			a.hs.count(result)
