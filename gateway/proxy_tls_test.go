@@ -1,5 +1,3 @@
-//go:build tlspending
-
 package gateway
 
 import (

@@ -325,8 +325,9 @@ func findChromium() string {
 }
 
 // startChromium opens url in a headless browser with a fresh profile and
-// stops it, children included, when the test ends.
-func startChromium(t *testing.T, browser, url string) *chromium {
+// stops it, children included, when the test ends. extra flags go before
+// the URL (the TLS test adds --ignore-certificate-errors-spki-list).
+func startChromium(t *testing.T, browser, url string, extra ...string) *chromium {
 	t.Helper()
 	// Not t.TempDir: a browser child still exiting can keep writing to
 	// the profile, and TempDir fails the test when removal fails.
@@ -340,7 +341,7 @@ func startChromium(t *testing.T, browser, url string) *chromium {
 		t.Fatal(err)
 	}
 	c := &chromium{logPath: logFile.Name(), exited: make(chan struct{})}
-	c.cmd = exec.Command(browser,
+	args := []string{
 		"--headless",
 		"--no-sandbox",
 		"--disable-gpu",
@@ -352,9 +353,9 @@ func startChromium(t *testing.T, browser, url string) *chromium {
 		"--disable-sync",
 		"--disable-extensions",
 		"--disable-dev-shm-usage",
-		"--user-data-dir="+profile,
-		url,
-	)
+		"--user-data-dir=" + profile, // --ignore-certificate-errors-spki-list needs one too
+	}
+	c.cmd = exec.Command(browser, append(append(args, extra...), url)...)
 	// A file, not a pipe: a pipe held open by a straggling child would
 	// keep Wait from returning.
 	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -151,7 +150,7 @@ func TestChromiumClientOverTLS(t *testing.T) {
 	page := httptest.NewServer(pageHandler(t, g.wssURL(), events))
 	t.Cleanup(page.Close) // after Chromium is stopped (cleanups are LIFO)
 
-	proc := startChromiumWith(t, browser, page.URL+"/",
+	proc := startChromium(t, browser, page.URL+"/",
 		"--ignore-certificate-errors-spki-list="+g.leaf.SPKIHash())
 
 	deadline := time.NewTimer(60 * time.Second)
@@ -192,60 +191,6 @@ wait:
 	}
 	g.waitMetric(1, "shardgate_upgrades_total", "result", "ok")
 	g.waitMetric(1, "shardgate_disconnects_total", "reason", "client_close")
-}
-
-// startChromiumWith is startChromium with extra command-line flags.
-func startChromiumWith(t *testing.T, browser, url string, extra ...string) *chromium {
-	t.Helper()
-	profile, err := os.MkdirTemp("", "shardgate-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	logFile, err := os.CreateTemp("", "shardgate-chromium-*.log")
-	if err != nil {
-		os.RemoveAll(profile)
-		t.Fatal(err)
-	}
-	c := &chromium{logPath: logFile.Name(), exited: make(chan struct{})}
-	args := []string{
-		"--headless",
-		"--no-sandbox",
-		"--disable-gpu",
-		"--disable-background-networking",
-		"--disable-quic",
-		"--no-first-run",
-		"--no-default-browser-check",
-		"--disable-component-update",
-		"--disable-sync",
-		"--disable-extensions",
-		"--disable-dev-shm-usage",
-		"--user-data-dir=" + profile, // --ignore-certificate-errors-spki-list needs it
-	}
-	c.cmd = exec.Command(browser, append(append(args, extra...), url)...)
-	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := c.cmd.Start(); err != nil {
-		logFile.Close()
-		os.Remove(c.logPath)
-		os.RemoveAll(profile)
-		t.Fatalf("start %s: %v", browser, err)
-	}
-	logFile.Close()
-	go func() {
-		c.waitErr = c.cmd.Wait()
-		close(c.exited)
-	}()
-	t.Cleanup(func() {
-		c.stop(t)
-		if t.Failed() {
-			t.Logf("chromium output:\n%s", c.output())
-		}
-		os.Remove(c.logPath)
-		if err := os.RemoveAll(profile); err != nil {
-			t.Logf("remove chromium profile: %v", err)
-		}
-	})
-	return c
 }
 
 // withoutEnv is env less the named variables.
