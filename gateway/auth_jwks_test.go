@@ -267,8 +267,8 @@ func TestJWKSTokensAtUpgrade(t *testing.T) {
 	g.waitMetric(float64(len(bs.conns)+upgraded), "shardgate_upgrades_total", "result", "ok")
 }
 
-// TestJWKSReload: after the key set file is replaced, g.verifier.Reload()
-// puts it in force: a new key's token upgrades, a removed key's token gets
+// TestJWKSReload: after the key set file is replaced, g.Reload() (what
+// SIGHUP calls) puts it in force: a new key's token upgrades, a removed key's token gets
 // 401, and a connection upgraded with the removed key stays open (keys
 // are checked at upgrade). A broken file, or one with a single bad key,
 // makes Reload return an error and keeps the keys in force.
@@ -289,12 +289,13 @@ func TestJWKSReload(t *testing.T) {
 
 	// Rotate: rsa-1 out, rsa-2 in, ed-1 kept.
 	jwksWrite(t, path, jwksEntry{"rsa-2", k.rsa2}, jwksEntry{"ed-1", k.ed})
-	if err := g.verifier.Reload(); err != nil {
+	if err := g.Reload(); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
 	expectUpgradeStatus(t, g, newTok, 0)
 	expectUpgradeStatus(t, g, edTok, 0)
 	expectUpgradeStatus(t, g, oldTok, http.StatusUnauthorized)
+	g.waitMetric(1, "shardgate_reloads_total", "result", "ok")
 	g.mustPublish("news", `"after rotation"`)
 	expectMessage(t, held, "news", `"after rotation"`)
 
@@ -316,7 +317,7 @@ func TestJWKSReload(t *testing.T) {
 	for _, tc := range broken {
 		t.Run(tc.name, func(t *testing.T) {
 			jwksWriteRaw(t, path, tc.content)
-			err := g.verifier.Reload()
+			err := g.Reload()
 			if err == nil {
 				t.Fatal("Reload accepted a broken key set")
 			}
@@ -331,10 +332,11 @@ func TestJWKSReload(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.verifier.Reload(); err == nil {
+	if err := g.Reload(); err == nil {
 		t.Fatal("Reload of a removed file succeeded")
 	}
 	expectUpgradeStatus(t, g, newTok, 0)
+	g.waitMetric(float64(len(broken)+1), "shardgate_reloads_total", "result", "error")
 }
 
 // TestJWKSStartup: a key set that cannot be loaded at start is a start-up
