@@ -50,6 +50,13 @@ type Config struct {
 	LogFormat        string
 	Pprof            bool
 
+	// History (SPEC "History and recovery"). HistorySize 0 turns it off.
+	HistorySize     int           // messages kept per channel
+	HistoryTTL      time.Duration // how long a message is kept
+	HistoryMaxBytes int64         // all history of the node, oldest first past it
+	RecoverMax      int           // most messages one recovery replays
+	HistoryReplicas int           // JetStream replicas of the history stream (cluster)
+
 	// stallAfter overrides defaultStallAfter (tests only).
 	stallAfter time.Duration
 }
@@ -75,8 +82,20 @@ func Defaults() Config {
 		DrainTimeout:     30 * time.Second,
 		LogLevel:         slog.LevelInfo,
 		LogFormat:        "text",
+		HistoryTTL:       5 * time.Minute,
+		HistoryMaxBytes:  256 << 20,
+		RecoverMax:       1000,
+		HistoryReplicas:  1,
 	}
 }
+
+// Upper bounds of the history flags. A channel's ring and one recovery's
+// replay are held in memory at once, so a typo (an extra zero or three)
+// should be refused at start rather than discovered under load.
+const (
+	maxHistorySize = 1 << 20
+	maxRecoverMax  = 100000
+)
 
 // ErrHelp is returned by ParseFlags for -h and -help.
 var ErrHelp = flag.ErrHelp
@@ -121,6 +140,11 @@ func ParseFlags(args []string, getenv func(string) string, usage io.Writer) (Con
 	fs.TextVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve /debug/pprof/ on the admin listener")
+	fs.IntVar(&cfg.HistorySize, "history-size", 0, "messages kept per channel for recovery (0: history off)")
+	fs.DurationVar(&cfg.HistoryTTL, "history-ttl", cfg.HistoryTTL, "how long a message stays in history")
+	fs.Int64Var(&cfg.HistoryMaxBytes, "history-max-bytes", cfg.HistoryMaxBytes, "memory cap of all history of the node, oldest messages evicted first")
+	fs.IntVar(&cfg.RecoverMax, "recover-max", cfg.RecoverMax, "most messages replayed to one recovering subscriber (more: recovered:false)")
+	fs.IntVar(&cfg.HistoryReplicas, "history-replicas", cfg.HistoryReplicas, "replicas of the JetStream history stream (cluster with history)")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -208,6 +232,16 @@ func (c Config) Validate() error {
 		return bad("drain-timeout", c.DrainTimeout, "must not be negative")
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return bad("log-format", fmt.Sprintf("%q", c.LogFormat), "must be text or json")
+	case c.HistorySize < 0 || c.HistorySize > maxHistorySize:
+		return bad("history-size", c.HistorySize, fmt.Sprintf("must be between 0 and %d", maxHistorySize))
+	case c.HistoryTTL <= 0:
+		return bad("history-ttl", c.HistoryTTL, "must be positive")
+	case c.HistoryMaxBytes < 1<<20:
+		return bad("history-max-bytes", c.HistoryMaxBytes, "must be at least 1048576")
+	case c.RecoverMax < 1 || c.RecoverMax > maxRecoverMax:
+		return bad("recover-max", c.RecoverMax, fmt.Sprintf("must be between 1 and %d", maxRecoverMax))
+	case c.HistoryReplicas < 1 || c.HistoryReplicas > 5:
+		return bad("history-replicas", c.HistoryReplicas, "must be between 1 and 5 (JetStream's limit)")
 	case c.Broker != "memory" && !strings.HasPrefix(c.Broker, "nats://"):
 		return bad("broker", fmt.Sprintf("%q", c.Broker), "must be memory or nats://host:port")
 	}

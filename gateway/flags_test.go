@@ -49,6 +49,11 @@ func TestParseFlagsDefaults(t *testing.T) {
 		LogLevel:         slog.LevelInfo,
 		LogFormat:        "text",
 		Pprof:            false,
+		HistorySize:      0,
+		HistoryTTL:       5 * time.Minute,
+		HistoryMaxBytes:  256 << 20,
+		RecoverMax:       1000,
+		HistoryReplicas:  1,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -85,6 +90,11 @@ var flagCases = []struct {
 	{"log-level", "debug", func(c Config) any { return c.LogLevel }, slog.LevelDebug},
 	{"log-format", "json", func(c Config) any { return c.LogFormat }, "json"},
 	{"pprof", "true", func(c Config) any { return c.Pprof }, true},
+	{"history-size", "100", func(c Config) any { return c.HistorySize }, 100},
+	{"history-ttl", "90s", func(c Config) any { return c.HistoryTTL }, 90 * time.Second},
+	{"history-max-bytes", "1073741824", func(c Config) any { return c.HistoryMaxBytes }, int64(1 << 30)},
+	{"recover-max", "250", func(c Config) any { return c.RecoverMax }, 250},
+	{"history-replicas", "3", func(c Config) any { return c.HistoryReplicas }, 3},
 }
 
 // envName is the SPEC's SHARDGATE_<FLAG>.
@@ -134,6 +144,8 @@ func defaultSpelling(t *testing.T, flag string) string {
 		"write-timeout": "10s", "send-queue-bytes": "1048576", "auth-secret": "", "allowed-origins": "",
 		"client-rate": "50", "broker": "memory", "drain-timeout": "30s", "log-level": "info",
 		"log-format": "text", "pprof": "false",
+		"history-size": "0", "history-ttl": "5m", "history-max-bytes": "268435456", "recover-max": "1000",
+		"history-replicas": "1",
 	}[flag]
 	if !ok {
 		t.Fatalf("no default spelling for -%s", flag)
@@ -185,6 +197,18 @@ var badFlagCases = []struct {
 	{name: "allowed-origins with a path", args: []string{"-allowed-origins", "https://ok.example.com,https://a.example.com/path"}, flag: "allowed-origins"},
 	{name: "allowed-origins with a bad wildcard", args: []string{"-allowed-origins", "a.*.example.com"}, flag: "allowed-origins"},
 	{name: "allowed-origins only commas", args: []string{"-allowed-origins", " , "}, flag: "allowed-origins"},
+	{name: "history-size negative", args: []string{"-history-size=-1"}, flag: "history-size"},
+	{name: "history-size huge", args: []string{"-history-size", "100000000"}, flag: "history-size"},
+	{name: "history-ttl 0", args: []string{"-history-ttl", "0s"}, flag: "history-ttl"},
+	{name: "history-ttl without unit", args: []string{"-history-ttl", "300"}, flag: "history-ttl"},
+	{name: "history-max-bytes tiny", args: []string{"-history-max-bytes", "1000"}, flag: "history-max-bytes"},
+	{name: "history-max-bytes words", args: []string{"-history-max-bytes", "lots"}, flag: "history-max-bytes"},
+	{name: "recover-max 0", args: []string{"-recover-max", "0"}, flag: "recover-max"},
+	{name: "recover-max huge", args: []string{"-recover-max", "1000000"}, flag: "recover-max"},
+	{name: "history-replicas 0", args: []string{"-history-replicas", "0"}, flag: "history-replicas"},
+	{name: "history-replicas 7", args: []string{"-history-replicas", "7"}, flag: "history-replicas"},
+	{name: "env history-size abc", env: map[string]string{"SHARDGATE_HISTORY_SIZE": "abc"}, flag: "history-size"},
+	{name: "env recover-max 0", env: map[string]string{"SHARDGATE_RECOVER_MAX": "0"}, flag: "recover-max"},
 	{name: "unknown flag", args: []string{"-no-such-flag"}, flag: "no-such-flag"},
 	{name: "unknown flag with value", args: []string{"-listen", ":1", "--colour=red"}, flag: "colour"},
 	{name: "env shards abc", env: map[string]string{"SHARDGATE_SHARDS": "abc"}, flag: "shards"},
