@@ -46,6 +46,25 @@ func (t Type) ackName() string {
 	return "ack"
 }
 
+// AppendSubscribed appends the reply to a subscribe on a channel with
+// history: {"type":"subscribed","channel":"news","id":1,"epoch":"…","offset":7}
+// with the channel's epoch and its latest offset when the subscription
+// took effect, and, when the subscribe asked to recover, "recovered":
+// true or false.
+func AppendSubscribed(dst []byte, channel string, id json.RawMessage, epoch string, offset uint64, recover, recovered bool) []byte {
+	dst = AppendAck(dst, TypeSubscribe, channel, id)
+	dst = dst[:len(dst)-1] // reopen the object
+	dst = append(dst, `,"epoch":`...)
+	dst = appendString(dst, epoch)
+	dst = append(dst, `,"offset":`...)
+	dst = strconv.AppendUint(dst, offset, 10)
+	if recover {
+		dst = append(dst, `,"recovered":`...)
+		dst = strconv.AppendBool(dst, recovered)
+	}
+	return append(dst, '}')
+}
+
 // AppendRefreshed appends the reply to a successful refresh,
 // {"type":"refreshed","id":4,"expires":1767225600}: expires is the new
 // token's "exp" in Unix seconds. The "expires" member is left out when
@@ -124,6 +143,51 @@ func AppendMessage(dst []byte, channel string, data json.RawMessage) []byte {
 		dst = append(dst, data...)
 	}
 	return append(dst, '}')
+}
+
+const messageOffset = `"offset":`
+
+// AppendMessageAt appends a channel message with its offset,
+// {"type":"message","channel":"news","offset":7,"data":<data>}: the
+// offset is inside the frame so that a broadcast is still encoded once
+// for every subscriber. The data is the object's last member: it starts
+// at len(result)-len(data)-1 (len("null") for empty data), which history
+// uses to serve the data without keeping a copy. dst grows at most once,
+// to exactly MessageAtLen more bytes.
+func AppendMessageAt(dst []byte, channel string, offset uint64, data json.RawMessage) []byte {
+	dst = slices.Grow(dst, MessageAtLen(channel, offset, data))
+	dst = append(dst, messagePrefix...)
+	dst = append(dst, messageChannel...)
+	dst = appendString(dst, channel)
+	dst = append(dst, ',')
+	dst = append(dst, messageOffset...)
+	dst = strconv.AppendUint(dst, offset, 10)
+	dst = append(dst, ',')
+	dst = append(dst, messageData...)
+	if len(data) == 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, data...)
+	}
+	return append(dst, '}')
+}
+
+// MessageAtLen is the exact number of bytes AppendMessageAt appends.
+func MessageAtLen(channel string, offset uint64, data json.RawMessage) int {
+	n := MessageLen(channel, data) + len(messageOffset) + decimalLen(offset) + 1 // comma
+	if channel == "" {
+		n += len(messageChannel) + 2 + 1 // AppendMessageAt always writes the member
+	}
+	return n
+}
+
+func decimalLen(v uint64) int {
+	n := 1
+	for v >= 10 {
+		v /= 10
+		n++
+	}
+	return n
 }
 
 // MessageLen is the exact number of bytes AppendMessage appends for channel

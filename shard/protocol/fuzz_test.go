@@ -22,6 +22,9 @@ func FuzzParseRequest(f *testing.F) {
 		`{"type":"publish","channel":"a","data":"\u0000"}`,
 		`{"type":"\u0070ublish","channel":"\u0061","data":true,"id":-0}`,
 		`{"type":"refresh","token":"\ud800\u0041","id":"r"}`,
+		`{"type":"subscribe","channel":"a","recover":{"epoch":"e\u0031","offset":18446744073709551615}}`,
+		`{"type":"subscribe","channel":"a","recover":{"epoch":"e","offset":01}}`,
+		`{"type":"subscribe","channel":"a","recover":{"offset":1,"epoch":"","offset":2}}`,
 		"{\"type\":\"subscribe\",\"channel\":\"a\"}\x00",
 		`{"":1,"\\":2,"type":"subscribe","channel":"x"}`,
 		`{{}`, `{"a"}`, `{"a":}`, `{"type":"subscribe"`, `{"type":"subscribe","channel":"x"}}`,
@@ -103,6 +106,23 @@ func FuzzParseRequest(f *testing.F) {
 		if req.Type == TypePublish && !jsonEqual(req.Data, m["data"]) {
 			t.Fatalf("data %s, encoding/json says %s", req.Data, m["data"])
 		}
+		if req.Recover != nil {
+			// encoding/json reads the same position (it keeps the last
+			// of duplicate members; ParseRequest refuses them).
+			var rec struct {
+				Epoch  *string `json:"epoch"`
+				Offset *uint64 `json:"offset"`
+			}
+			if req.Type != TypeSubscribe {
+				t.Fatalf("recover on %v", req.Type)
+			}
+			if err := json.Unmarshal(m["recover"], &rec); err != nil || rec.Epoch == nil || rec.Offset == nil ||
+				*rec.Epoch != req.Recover.Epoch || *rec.Offset != req.Recover.Offset {
+				t.Fatalf("recover %+v, encoding/json says %s (%v)", req.Recover, m["recover"], err)
+			}
+		} else if req.Type == TypeSubscribe && m["recover"] != nil {
+			t.Fatalf("recover %s accepted but dropped", m["recover"])
+		}
 		if !bytes.Equal(bytes.TrimSpace(m["id"]), req.ID) {
 			t.Fatalf("id %s, encoding/json says %s", req.ID, m["id"])
 		}
@@ -112,6 +132,8 @@ func FuzzParseRequest(f *testing.F) {
 			AppendRefreshed(nil, req.ID, int64(len(msg))),
 			AppendUnsubscribed(nil, req.Channel, string(msg)),
 			AppendMessage(nil, req.Channel, req.Data),
+			AppendMessageAt(nil, req.Channel, uint64(len(msg)), req.Data),
+			AppendSubscribed(nil, req.Channel, req.ID, string(msg), uint64(len(msg)), true, len(msg)%2 == 0),
 			AppendError(nil, req.ID, &Error{CodeForbidden, string(msg)}),
 		} {
 			if !json.Valid(out) || !utf8.Valid(out) {
@@ -140,6 +162,10 @@ func FuzzAppendMessage(f *testing.F) {
 		out := AppendMessage([]byte("pre"), channel, data)
 		if len(out)-3 != MessageLen(channel, data) {
 			t.Fatalf("MessageLen %d, wrote %d", MessageLen(channel, data), len(out)-3)
+		}
+		off := uint64(len(channel)) << (len(data) % 64)
+		if at := AppendMessageAt(nil, channel, off, data); len(at) != MessageAtLen(channel, off, data) {
+			t.Fatalf("MessageAtLen %d, wrote %d", MessageAtLen(channel, off, data), len(at))
 		}
 		out = out[3:]
 		if len(data) > 0 && (!json.Valid(data) || !utf8.Valid(data)) {

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/json"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -59,7 +60,22 @@ type Request struct {
 	// the other types. It is not checked here beyond being a JSON string:
 	// whether it is a valid token is the verifier's business.
 	Token string
+	// Recover is a subscribe's "recover" member: where the client's
+	// history of the channel stopped. Nil when absent (and for the other
+	// types).
+	Recover *Recover
 }
+
+// Recover is the position a recovering subscribe names,
+// "recover":{"epoch":"...","offset":N}.
+type Recover struct {
+	Epoch  string // a fresh string
+	Offset uint64
+}
+
+// MaxEpochLen bounds a recover's epoch: the gateway's epochs are short
+// hex strings, so a longer one cannot match and is refused outright.
+const MaxEpochLen = 64
 
 // Member names ParseRequest knows; every other member is ignored.
 const (
@@ -69,6 +85,7 @@ const (
 	keyData
 	keyID
 	keyToken
+	keyRecover
 )
 
 // ParseRequest parses one text message.
@@ -88,7 +105,11 @@ const (
 //   - "channel" missing or not a string: bad_request;
 //   - "channel" not a valid name: bad_channel;
 //   - a publish without "data": bad_request ("data" may be any JSON,
-//     null included).
+//     null included);
+//   - a subscribe whose "recover" is not an object holding a string
+//     "epoch" (at most MaxEpochLen bytes) and an integer "offset" from 0
+//     to 2^64-1, or names either twice: bad_request. Other types ignore
+//     "recover".
 //
 // Member names are matched exactly (after JSON unescaping): "Type" is not
 // "type". Unknown members are ignored ("token" is known to every type, so
@@ -111,7 +132,7 @@ func ParseRequest(msg []byte) (Request, *Error) {
 	}
 
 	var (
-		vals [keyToken + 1][]byte
+		vals [keyRecover + 1][]byte
 		dup  = keyUnknown
 	)
 	it := members{b: msg, i: start + 1}
@@ -152,6 +173,8 @@ func ParseRequest(msg []byte) (Request, *Error) {
 		return req, &Error{CodeBadRequest, `duplicate "id" member`}
 	case keyToken:
 		return req, &Error{CodeBadRequest, `duplicate "token" member`}
+	case keyRecover:
+		return req, &Error{CodeBadRequest, `duplicate "recover" member`}
 	}
 
 	typ := vals[keyType]
@@ -190,7 +213,71 @@ func ParseRequest(msg []byte) (Request, *Error) {
 		}
 		req.Data = vals[keyData]
 	}
+	if req.Type == TypeSubscribe && vals[keyRecover] != nil {
+		rec, perr := parseRecover(vals[keyRecover])
+		if perr != nil {
+			return req, perr
+		}
+		req.Recover = rec
+	}
 	return req, nil
+}
+
+var errBadRecover = &Error{CodeBadRequest, `"recover" must be {"epoch":"<string>","offset":<integer from 0>}`}
+
+// parseRecover reads {"epoch":"...","offset":N}. raw is a valid JSON value
+// (the whole message passed json.Valid). Unknown members are ignored,
+// like the request's own.
+func parseRecover(raw []byte) (*Recover, *Error) {
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, errBadRecover
+	}
+	var epoch, offset []byte
+	it := members{b: raw, i: 1}
+	for {
+		key, val, ok := it.next()
+		if !ok {
+			break
+		}
+		var slot *[]byte
+		switch {
+		case stringIs(key, "epoch"):
+			slot = &epoch
+		case stringIs(key, "offset"):
+			slot = &offset
+		default:
+			continue
+		}
+		if *slot != nil {
+			return nil, errBadRecover // two parsers could read different copies
+		}
+		*slot = val
+	}
+	if !isString(epoch) || offset == nil {
+		return nil, errBadRecover
+	}
+	rec := &Recover{}
+	body := epoch[1 : len(epoch)-1]
+	if !hasBackslash(body) {
+		rec.Epoch = string(body)
+	} else if json.Unmarshal(epoch, &rec.Epoch) != nil {
+		return nil, errBadRecover
+	}
+	if len(rec.Epoch) > MaxEpochLen {
+		return nil, errBadRecover
+	}
+	// Digits only: no sign, fraction or exponent, and within uint64.
+	for _, c := range offset {
+		if c < '0' || c > '9' {
+			return nil, errBadRecover
+		}
+	}
+	n, err := strconv.ParseUint(string(offset), 10, 64)
+	if err != nil {
+		return nil, errBadRecover
+	}
+	rec.Offset = n
+	return rec, nil
 }
 
 // parseRefresh finishes a refresh request: it carries a token, not a
@@ -226,6 +313,8 @@ func keyOf(raw []byte) int {
 		return keyID
 	case stringIs(raw, "token"):
 		return keyToken
+	case stringIs(raw, "recover"):
+		return keyRecover
 	}
 	return keyUnknown
 }
