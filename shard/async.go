@@ -15,7 +15,8 @@ type asyncResult struct {
 	c       *conn           // publish: who asked
 	id      json.RawMessage // publish: the request id to echo (a copy)
 	channel string
-	ch      *channel // interest: the channel that waited
+	ch      *channel  // interest: the channel that waited
+	rec     *recovery // recovery: the subscription whose history was read
 	err     error    // written before state moves, read after
 
 	// state: resultCalling until the call returns or the outcome arrives,
@@ -28,6 +29,7 @@ type resultKind uint8
 const (
 	resultPublish resultKind = iota
 	resultInterest
+	resultRecovery
 )
 
 const (
@@ -61,5 +63,7 @@ func (s *Shard) complete(r *asyncResult) {
 		s.published(r)
 	case resultInterest:
 		s.channelReady(r)
+	case resultRecovery:
+		s.recovered(r.rec)
 	}
 }

@@ -29,7 +29,7 @@ func (s *Shard) broadcast(casts []task) {
 	first := 0   // first cast of the chunk being linked
 	for i := range casts {
 		n := len(s.targets(&casts[i]))
-		if n == 0 {
+		if n == 0 && !s.recovering(&casts[i]) {
 			continue
 		}
 		reached++
@@ -40,8 +40,19 @@ func (s *Shard) broadcast(casts []task) {
 		// Looked up again: writing may have released connections, which
 		// reorders the sets.
 		s.link(int32(i-first), s.targets(&casts[i]))
+		if s.opts.History != nil && casts[i].channel != "" {
+			if ch := s.channels[casts[i].channel]; ch != nil {
+				ch.last = max(ch.last, casts[i].offset)
+				if ch.recovering != nil {
+					s.feedRecovering(int32(i-first), ch, casts[i].offset, casts[i].frame)
+				}
+			}
+		}
 	}
 	s.writeBatch(casts[first:])
+	if len(s.overflowed) > 0 {
+		s.closeOverflowed()
+	}
 	if cap(s.batch) > maxBatchDeliveries {
 		s.batch = nil // a burst to a huge shard: do not keep its array
 	}
@@ -64,6 +75,17 @@ func (s *Shard) targets(t *task) []*conn {
 		return ch.subs
 	}
 	return nil
+}
+
+// recovering reports whether t's channel has subscriptions still on
+// their way in (recovery.go), which want the frame even when the channel
+// has no ordinary subscriber here yet.
+func (s *Shard) recovering(t *task) bool {
+	if t.channel == "" || s.opts.History == nil {
+		return false
+	}
+	ch := s.channels[t.channel]
+	return ch != nil && ch.recovering != nil
 }
 
 // link appends one delivery of cast to every open target. It does no I/O,

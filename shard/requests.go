@@ -50,6 +50,10 @@ func (s *Shard) handleRequest(c *conn, msg []byte) {
 			s.replyError(c, req.ID, errNoSubscribe)
 			return
 		}
+		if s.opts.History != nil {
+			s.subscribeWithHistory(c, req) // recovery.go; it answers itself
+			return
+		}
 		ch := s.subscribe(c, req.Channel)
 		switch {
 		case ch == nil:

@@ -79,6 +79,12 @@ type Options struct {
 	// signature check, no network. Nil when the gateway has no auth: a
 	// refresh is then a bad_request. See session.go.
 	Refresh func(token string) (Grants, error)
+	// History, when set, gives subscribes the channel's epoch and offset
+	// and lets them recover what they missed (recovery.go); broadcasts
+	// then come with their offsets (BroadcastAt). Nil: no history.
+	History History
+	// RecoverMax is the most messages one recovery replays.
+	RecoverMax int
 }
 
 // Shard owns connections. See the package doc for the threading model.
@@ -111,6 +117,7 @@ type Shard struct {
 	draining      bool
 	drainDeadline int64 // shard clock at which draining connections are cut off
 	stats         stats
+	overflowed    []*conn                                 // recovering connections over the cap in this batch (recovery.go)
 	cur           *conn                                   // the connection being decoded
 	onFrame       func(op ws.OpCode, payload []byte) bool // s.handleFrame, bound once
 	pingFrame     []byte                                  // shared, read-only
@@ -133,6 +140,7 @@ type task struct {
 	link    *tlsfd.Conn   // attach: the connection's TLS layer, nil for plain TCP
 	channel string        // broadcast: "" means every connection; kick: the subject
 	frame   []byte        // broadcast: encoded once, shared, read-only
+	offset  uint64        // broadcast: the message's offset in its channel (history only)
 	timeout time.Duration // drain
 	result  *asyncResult  // result
 }
@@ -230,6 +238,13 @@ func (s *Shard) Wake() { s.waker.Wake() }
 // must never modify it.
 func (s *Shard) Broadcast(channel string, frame []byte) error {
 	return s.push(task{kind: taskBroadcast, channel: channel, frame: frame}, true)
+}
+
+// BroadcastAt is Broadcast for a channel message with history: offset is
+// its place in the channel, which frame carries too. Offsets of one
+// channel must be handed to the shard in increasing order.
+func (s *Shard) BroadcastAt(channel string, offset uint64, frame []byte) error {
+	return s.push(task{kind: taskBroadcast, channel: channel, frame: frame, offset: offset}, true)
 }
 
 // CanBroadcast reports whether a Broadcast would be accepted now. The

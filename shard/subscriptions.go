@@ -15,11 +15,19 @@ import (
 // A channel is ready once the node's interest in it is registered with
 // the broker (Options.OnChannel); until then its subscribers wait for
 // their "subscribed" reply in waiting.
+//
+// With history (recovery.go), a new subscription first waits in
+// recovering, and epoch and last say where the channel stands here: the
+// history's epoch as last read, and the highest offset broadcast to this
+// shard's subscribers.
 type channel struct {
-	name    string
-	subs    []*conn
-	ready   bool
-	waiting []waiter
+	name       string
+	subs       []*conn
+	ready      bool
+	waiting    []waiter
+	recovering []*recovery // nil unless a subscription is on its way in
+	epoch      string
+	last       uint64
 }
 
 // waiter is a subscribe request answered when its channel becomes ready.
@@ -28,6 +36,9 @@ type waiter struct {
 	id json.RawMessage // a copy
 }
 
+// subRef is one of a connection's subscriptions: its channel and its
+// index in the channel's subs, or, while it recovers, -1 minus its index
+// in the channel's recovering list.
 type subRef struct {
 	ch  *channel
 	pos int32
@@ -99,6 +110,7 @@ func (s *Shard) channelReady(r *asyncResult) {
 		s.unsubscribe(w.c, ch.name)
 		s.replyError(w.c, w.id, errNoInterest)
 	}
+	s.startReads(ch, r.err) // subscriptions with history wait in recovering
 	s.flushStats()
 }
 
@@ -130,6 +142,16 @@ func (s *Shard) revokeForbidden(c *conn) {
 			continue
 		}
 		waiting := takeWaiters(ch, c)
+		if pos := c.subs[i].pos; pos < 0 {
+			// Still recovering: answered with the error, never with
+			// "subscribed", like a subscribe still waiting.
+			if rec := ch.recovering[-1-pos]; !rec.settled {
+				waiting = append(waiting, waiter{c: c, id: rec.id})
+				for _, id := range rec.more {
+					waiting = append(waiting, waiter{c: c, id: id})
+				}
+			}
+		}
 		s.removeSub(c, i)
 		if len(waiting) == 0 {
 			s.replyUnsubscribed(c, ch.name, protocol.ReasonForbidden)
@@ -170,6 +192,11 @@ func (s *Shard) unsubscribeAll(c *conn) {
 func (s *Shard) removeSub(c *conn, i int) {
 	r := c.subs[i]
 	ch := r.ch
+	if r.pos < 0 {
+		s.dropRecovering(ch.recovering[-1-r.pos])
+		s.dropSubRef(c, i, ch)
+		return
+	}
 	last := ch.subs[len(ch.subs)-1]
 	ch.subs[r.pos] = last
 	if last != c {
@@ -182,14 +209,19 @@ func (s *Shard) removeSub(c *conn, i int) {
 	}
 	ch.subs[len(ch.subs)-1] = nil
 	ch.subs = ch.subs[:len(ch.subs)-1]
+	s.dropSubRef(c, i, ch)
+}
 
+// dropSubRef removes c.subs[i], of ch, whose connection has left ch's
+// lists already, and lets the channel go with its last subscription.
+func (s *Shard) dropSubRef(c *conn, i int, ch *channel) {
 	n := len(c.subs) - 1
 	c.subs[i] = c.subs[n]
 	c.subs[n] = subRef{}
 	c.subs = c.subs[:n]
 	s.opts.Metrics.Subscriptions.Dec()
 
-	if len(ch.subs) == 0 {
+	if len(ch.subs) == 0 && len(ch.recovering) == 0 {
 		delete(s.channels, ch.name)
 		if s.opts.OnChannel != nil {
 			s.opts.OnChannel(ch.name, false, nil)
