@@ -154,3 +154,20 @@ func (p *Proxy) close() {
 	p.mu.Unlock()
 	p.wg.Wait()
 }
+
+// Cut closes every connection the proxy holds, both sides, as a broken
+// link would; the mode is kept, so with Flowing the client's next dial
+// gets through at once, and with Dropping it gets a silent connection.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	for _, c := range conns {
+		// No lingering: unread bytes are discarded, as on a dead host.
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		c.Close()
+	}
+}
