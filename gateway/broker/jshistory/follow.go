@@ -300,7 +300,7 @@ func (f *Follower) catchUpOnce() error {
 		if done {
 			return nil
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ReadTimeout)
+		ctx, cancel := context.WithTimeout(h.base, h.cfg.ReadTimeout)
 		err := f.readOn(ctx)
 		cancel()
 		if err != nil {
@@ -398,7 +398,7 @@ func (h *History) resyncLoop() {
 		}
 		wait := h.cfg.ReconnectWait
 		for {
-			ctx, cancel := context.WithTimeout(context.Background(), h.cfg.ReadTimeout)
+			ctx, cancel := context.WithTimeout(h.base, h.cfg.ReadTimeout)
 			err := h.checkStream(ctx, false)
 			cancel()
 			if err == nil {

@@ -150,8 +150,12 @@ type History struct {
 	resyncAll chan struct{} // capacity 1: the router must make every follower catch up
 	catchSem  chan struct{} // bounds the catch-ups reading the stream at once
 	stop      chan struct{}
-	ncClosed  chan struct{}
-	wg        sync.WaitGroup
+	// base is cancelled by Close, ending the stream reads of catch-ups
+	// and resync at once rather than after ReadTimeout.
+	base       context.Context
+	cancelBase context.CancelFunc
+	ncClosed   chan struct{}
+	wg         sync.WaitGroup
 }
 
 // Open connects to NATS at url, creates the history stream or checks the
@@ -178,6 +182,7 @@ func Open(ctx context.Context, url string, cfg Config) (*History, error) {
 		stop:      make(chan struct{}),
 		ncClosed:  make(chan struct{}),
 	}
+	h.base, h.cancelBase = context.WithCancel(context.Background())
 	nc, err := nats.Connect(url,
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
@@ -198,6 +203,7 @@ func Open(ctx context.Context, url string, cfg Config) (*History, error) {
 		nats.ErrorHandler(h.onAsyncError),
 	)
 	if err != nil {
+		h.cancelBase()
 		return nil, fmt.Errorf("jshistory: connect %s: %w", url, err)
 	}
 	h.nc = nc
@@ -262,6 +268,7 @@ func (h *History) Close() error {
 		f.halt()
 	}
 	close(h.stop)
+	h.cancelBase()
 	h.wg.Wait()
 	if h.nc.IsConnected() {
 		_ = h.nc.FlushTimeout(h.cfg.WriteTimeout)
@@ -273,6 +280,7 @@ func (h *History) Close() error {
 // closeConn closes nats.go's connection and waits for its callback
 // goroutine to end, so no goroutine outlives Close.
 func (h *History) closeConn() {
+	h.cancelBase()
 	h.nc.Close()
 	t := time.NewTimer(5 * time.Second)
 	defer t.Stop()
