@@ -67,8 +67,7 @@ type Follower struct {
 
 // Follow starts delivering the channel's messages after position after
 // (from Latest, or the last message a recovery gave) to deliver, and
-// returns at once. The first messages may come before Follow returns
-// deliver's caller learns them only through deliver.
+// returns at once; deliver may be called before Follow has returned.
 //
 // deliver gets offset and data of each message in ascending order, once,
 // one call at a time, from the package's goroutines; data is not reused.

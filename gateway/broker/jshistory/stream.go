@@ -121,7 +121,7 @@ func (h *History) staleEpoch() {
 func (h *History) ensureStream(ctx context.Context) (*jetstream.StreamInfo, error) {
 	s, err := h.js.Stream(ctx, h.cfg.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		s, err = h.js.CreateStream(ctx, h.wantConfig(newEpoch()))
+		s, err = h.createStream(ctx)
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			s, err = h.js.Stream(ctx, h.cfg.Stream) // another node won the race
 		}
@@ -184,4 +184,25 @@ func configDiff(have, want jetstream.StreamConfig) []string {
 	add("republish", have.RePublish == nil || *have.RePublish != *want.RePublish)
 	add("metadata", have.Metadata[epochKey] != want.Metadata[epochKey])
 	return d
+}
+
+// createStream creates the stream with a new epoch. A server error (500)
+// is retried for a while: right after a stream was deleted the server may
+// still be removing its store ("error creating store for stream").
+func (h *History) createStream(ctx context.Context) (jetstream.Stream, error) {
+	cfg := h.wantConfig(newEpoch())
+	for try := 0; ; try++ {
+		s, err := h.js.CreateStream(ctx, cfg)
+		var apiErr *jetstream.APIError
+		if err == nil || try == 20 || !errors.As(err, &apiErr) || apiErr.Code != 500 {
+			return s, err
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
 }
