@@ -75,12 +75,23 @@ func newEpoch() string { return nuid.Next() }
 // A changed epoch (the stream was recreated while this node ran) ends
 // every follower with ErrEpochChanged.
 func (h *History) checkStream(ctx context.Context, start bool) error {
+	changed, err := h.checkStreamLocked(ctx, start)
+	if changed {
+		// After the lock: lost may call back (Latest, Follow).
+		h.loseAll(ErrEpochChanged)
+	}
+	return err
+}
+
+// checkStreamLocked is checkStream under epochMu; changed reports a new
+// epoch while running.
+func (h *History) checkStreamLocked(ctx context.Context, start bool) (changed bool, err error) {
 	h.epochMu.Lock()
 	defer h.epochMu.Unlock()
 	gen := h.gen.Load()
 	info, err := h.ensureStream(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	epoch := info.Config.Metadata[epochKey]
 	if epoch == "" {
@@ -92,9 +103,9 @@ func (h *History) checkStream(ctx context.Context, start bool) error {
 	if !start && old != nil && *old != epoch {
 		h.log.Warn("jshistory: history stream was recreated; followers lose their place",
 			"stream", h.cfg.Stream, "old_epoch", *old, "epoch", epoch)
-		h.loseAll(ErrEpochChanged)
+		return true, nil
 	}
-	return nil
+	return false, nil
 }
 
 // ensureCurrent checks the stream once per connection, before the first
