@@ -28,7 +28,9 @@ func TestCostPerChannel(t *testing.T) {
 	for _, mode := range []string{"follow", "ordered"} {
 		t.Run(mode, func(t *testing.T) {
 			s := startJS(t, -1, "")
-			h := open(t, natstest.URL(s), testConfig())
+			proxy := natstest.NewProxy(t, s.Addr().String())
+			h := open(t, proxy.URL(), testConfig())
+			pub := open(t, natstest.URL(s), testConfig())
 			ctx := context.Background()
 			before := sample(s)
 			var delivered atomic.Int64
@@ -88,6 +90,21 @@ func TestCostPerChannel(t *testing.T) {
 				mode, channels, setup.Round(time.Millisecond),
 				float64(after.heap-before.heap)/(1<<20), float64(after.heap-before.heap)/1024/channels,
 				after.goroutines-before.goroutines, int(after.subs)-int(before.subs), after.consumers, fanout.Round(time.Millisecond))
+			// A link blip: one message per channel published while the
+			// node is cut off, then the time until it has them all.
+			proxy.SetMode(natstest.Dropping)
+			proxy.Cut()
+			waitFor(t, "disconnected", func() bool { return !h.Connected() })
+			for i := range channels {
+				if _, err := pub.Publish(ctx, fmt.Sprintf("c%d", i), []byte(`2`)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			proxy.SetMode(natstest.Flowing)
+			t2 := time.Now()
+			waitFor(t, "caught up", func() bool { return delivered.Load() >= 2*channels })
+			t.Logf("%s: after the link came back, the %d messages missed (one per channel) delivered in %v",
+				mode, channels, time.Since(t2).Round(time.Millisecond))
 			for _, stop := range stops {
 				stop()
 			}

@@ -101,10 +101,13 @@
 //
 // 1,000 followed channels: 1.7 KiB of heap per channel for server and
 // client together, no goroutine, one server subscription each; one
-// message on each channel published and delivered in about 0.1 s.
-// 1,000 nats.go ordered consumers instead: 40 KiB per channel, 7
-// goroutines and 4 server subscriptions each, and 1,000 consumers the
-// server must recreate after every reconnect of the node. Ordered
+// message on each channel published and delivered in about 0.1 s; after
+// a cut link comes back, one missed message on each of the 1,000
+// channels delivered within 0.5 s (reconnect included: 1,000 catch-ups,
+// 16 at a time). 1,000 nats.go ordered consumers instead: 40 KiB per
+// channel, 7 goroutines and 4 server subscriptions each, and 1,000
+// consumers the server must recreate after every reconnect of the node
+// (the same catch-up took 1.6 s). Ordered
 // consumers do not scale to a node following many channels; one consumer
 // with many filter subjects would need a consumer update (an API call
 // and a re-scan of the filter) for every first subscriber and last
