@@ -1,9 +1,12 @@
 package jshistory
 
 import (
+	"time"
+
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shardgate/shardgate/gateway/history"
 	"sync"
 	"testing"
 
@@ -168,4 +171,36 @@ func subsOn(t testing.TB, s *server.Server, subject string) int {
 		t.Fatalf("subsz: %v", err)
 	}
 	return sz.Total
+}
+
+// TestSource: the gateway's history.Source over a History answers through
+// its callback with the same pages.
+func TestSource(t *testing.T) {
+	s := startJS(t, -1, "")
+	h := open(t, natstest.URL(s), testConfig())
+	offs := publishMany(t, []*History{h}, "news", 1, 5)
+	src := h.Source(5 * time.Second)
+	type answer struct {
+		p   history.Page
+		err error
+	}
+	ch := make(chan answer, 1)
+	done := func(p history.Page, err error) { ch <- answer{p, err} }
+	src.Since("news", history.Position{Epoch: h.Epoch(), Offset: offs[1]}, 10, done)
+	a := <-ch
+	if a.err != nil || !a.p.Complete || len(a.p.Messages) != 3 || a.p.Latest != offs[4] || a.p.Epoch != h.Epoch() {
+		t.Fatalf("Since page %+v %v", a.p, a.err)
+	}
+	src.Since("news", history.Position{Offset: offs[3]}, 10, done) // admin: any epoch
+	if a = <-ch; a.err != nil || !a.p.Complete || len(a.p.Messages) != 1 {
+		t.Fatalf("Since without epoch %+v %v", a.p, a.err)
+	}
+	src.Last("news", 2, done)
+	if a = <-ch; a.err != nil || len(a.p.Messages) != 2 || a.p.Messages[1].Offset != offs[4] {
+		t.Fatalf("Last page %+v %v", a.p, a.err)
+	}
+	src.Latest("news", done)
+	if a = <-ch; a.err != nil || a.p.Latest != offs[4] {
+		t.Fatalf("Latest page %+v %v", a.p, a.err)
+	}
 }

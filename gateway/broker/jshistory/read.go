@@ -220,7 +220,8 @@ func (h *History) Latest(ctx context.Context, channel string) (Position, error) 
 // epoch is the current one, no message after from.Offset was evicted (see
 // readAfter for when that is known) and there are no more than limit.
 // Incomplete answers may carry messages; a recovering client must not be
-// given them as a recovery.
+// given them as a recovery. An empty from.Epoch matches the current one
+// (the admin API's since=N).
 func (h *History) Since(ctx context.Context, channel string, from Position, limit int) ([]Message, bool, error) {
 	tok, ok := token(channel)
 	if !ok {
@@ -228,6 +229,9 @@ func (h *History) Since(ctx context.Context, channel string, from Position, limi
 	}
 	if err := h.ensureCurrent(ctx); err != nil {
 		return nil, false, err
+	}
+	if from.Epoch == "" {
+		from.Epoch = h.Epoch() // the admin API's since=N: any epoch
 	}
 	if from.Epoch != h.Epoch() || limit <= 0 {
 		return nil, false, nil

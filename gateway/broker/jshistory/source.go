@@ -1,0 +1,77 @@
+package jshistory
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/shardgate/shardgate/gateway/history"
+)
+
+// Source adapts h to the gateway's history.Source: each read runs on a
+// goroutine of its own, bounded by timeout, and answers through done, so
+// a shard that asks never waits. Errors wrap history.ErrUnavailable.
+// Data is the stored JSON; Frame is left nil (the gateway encodes it).
+func (h *History) Source(timeout time.Duration) history.Source {
+	return source{h: h, timeout: timeout}
+}
+
+type source struct {
+	h       *History
+	timeout time.Duration
+}
+
+var _ history.Source = source{}
+
+func (s source) run(done history.Done, read func(ctx context.Context) (history.Page, error)) {
+	go func() {
+		ctx, cancel := context.WithTimeout(s.h.base, s.timeout)
+		defer cancel()
+		p, err := read(ctx)
+		if err != nil {
+			err = fmt.Errorf("%w: %w", history.ErrUnavailable, err)
+		}
+		done(p, err)
+	}()
+}
+
+func page(epoch string, latest uint64, msgs []Message) history.Page {
+	p := history.Page{Epoch: epoch, Latest: latest, Messages: make([]history.Message, len(msgs))}
+	for i, m := range msgs {
+		p.Messages[i] = history.Message{Offset: m.Offset, Data: m.Data}
+	}
+	return p
+}
+
+func (s source) Latest(channel string, done history.Done) {
+	s.run(done, func(ctx context.Context) (history.Page, error) {
+		pos, err := s.h.Latest(ctx, channel)
+		return history.Page{Epoch: pos.Epoch, Latest: pos.Offset}, err
+	})
+}
+
+func (s source) Since(channel string, from history.Position, limit int, done history.Done) {
+	s.run(done, func(ctx context.Context) (history.Page, error) {
+		msgs, whole, err := s.h.Since(ctx, channel, Position(from), limit)
+		if err != nil {
+			return history.Page{}, err
+		}
+		latest, err := s.h.Latest(ctx, channel)
+		if err != nil {
+			return history.Page{}, err
+		}
+		p := page(latest.Epoch, latest.Offset, msgs)
+		p.Complete = whole && (from.Epoch == "" || from.Epoch == latest.Epoch)
+		return p, nil
+	})
+}
+
+func (s source) Last(channel string, n int, done history.Done) {
+	s.run(done, func(ctx context.Context) (history.Page, error) {
+		msgs, pos, err := s.h.Last(ctx, channel, n)
+		if err != nil {
+			return history.Page{}, err
+		}
+		return page(pos.Epoch, pos.Offset, msgs), nil
+	})
+}
