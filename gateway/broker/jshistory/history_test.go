@@ -1,16 +1,15 @@
 package jshistory
 
 import (
-	"time"
-
 	"context"
 	"errors"
 	"fmt"
-	"github.com/shardgate/shardgate/gateway/history"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/shardgate/shardgate/gateway/history"
 	"github.com/shardgate/shardgate/internal/natstest"
 )
 
