@@ -14,11 +14,13 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/shardgate/shardgate/gateway/broker/natsbroker"
+	"github.com/shardgate/shardgate/gateway/history"
 	"github.com/shardgate/shardgate/shard/protocol"
 )
 
@@ -57,6 +59,7 @@ func (g *Gateway) adminHandler() http.Handler {
 	mux.Handle("/api/", api(g.serveAPINotFound))
 	mux.Handle("/api/publish", api(g.servePublish))
 	mux.Handle("/api/disconnect", api(g.serveDisconnect))
+	mux.Handle("/api/history", api(g.serveHistory))
 	if g.cfg.Pprof {
 		debug := func(h http.HandlerFunc) http.Handler { return refuseBrowsers(g.requireToken(h)) }
 		mux.Handle("/debug/pprof/", debug(pprof.Index)) // and every named profile under it
@@ -276,11 +279,97 @@ func (g *Gateway) servePublish(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := g.publishWait(channel, req.Data, sourceAPI); err != nil {
+	receipt, err := g.publishWait(channel, req.Data, sourceAPI)
+	if err != nil {
 		writeAPIError(w, http.StatusServiceUnavailable, strings.TrimPrefix(err.Error(), "gateway: "))
 		return
 	}
-	writeAPIOK(w)
+	if receipt.Epoch == "" {
+		writeAPIOK(w) // no history, or a message to everyone: no offset
+		return
+	}
+	writeAPIJSON(w, struct {
+		OK     bool   `json:"ok"`
+		Offset uint64 `json:"offset"`
+		Epoch  string `json:"epoch"`
+	}{true, receipt.Offset, receipt.Epoch})
+}
+
+// History pages of GET /api/history: 100 messages unless limit says
+// otherwise, never more than maxHistoryPage, so that one request costs a
+// bounded answer whatever -history-size is.
+const (
+	defaultHistoryPage = 100
+	maxHistoryPage     = 1000
+)
+
+// historyMessage is one message of a /api/history answer.
+type historyMessage struct {
+	Offset uint64          `json:"offset"`
+	Data   json.RawMessage `json:"data"`
+}
+
+// serveHistory answers GET /api/history?channel=news&limit=100 with the
+// channel's latest messages, or with &since=N the first ones after offset
+// N (excluded), in ascending order, with the epoch and the channel's
+// latest offset. A client pages forward by passing the last offset it got
+// as since.
+func (g *Gateway) serveHistory(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		writeAPIError(w, http.StatusMethodNotAllowed, "use GET")
+		return
+	}
+	if g.hist == nil {
+		writeAPIError(w, http.StatusNotFound, "history is off on this node (-history-size 0)")
+		return
+	}
+	q := r.URL.Query()
+	channel := q.Get("channel")
+	if !protocol.ValidChannel(channel) {
+		writeAPIError(w, http.StatusBadRequest, "bad channel name: 1-128 bytes of A-Z a-z 0-9 . _ : @ -")
+		return
+	}
+	limit := defaultHistoryPage
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxHistoryPage {
+			writeAPIError(w, http.StatusBadRequest, fmt.Sprintf("limit must be an integer from 1 to %d", maxHistoryPage))
+			return
+		}
+		limit = n
+	}
+	type answer struct {
+		p   history.Page
+		err error
+	}
+	out := make(chan answer, 1)
+	done := func(p history.Page, err error) { out <- answer{p, err} }
+	if v, ok := q["since"]; ok {
+		since, err := strconv.ParseUint(v[0], 10, 64)
+		if err != nil || len(v) > 1 {
+			writeAPIError(w, http.StatusBadRequest, "since must be one offset, an integer from 0")
+			return
+		}
+		g.hist.Since(channel, history.Position{Offset: since}, limit, done)
+	} else {
+		g.hist.Last(channel, limit, done)
+	}
+	a := <-out
+	if a.err != nil {
+		writeAPIError(w, http.StatusServiceUnavailable, a.err.Error())
+		return
+	}
+	msgs := make([]historyMessage, len(a.p.Messages))
+	for i, m := range a.p.Messages {
+		msgs[i] = historyMessage{m.Offset, m.Data}
+	}
+	writeAPIJSON(w, struct {
+		OK       bool             `json:"ok"`
+		Epoch    string           `json:"epoch"`
+		Offset   uint64           `json:"offset"`
+		Messages []historyMessage `json:"messages"`
+	}{true, a.p.Epoch, a.p.Latest, msgs})
 }
 
 // disconnectRequest is the body of POST /api/disconnect.
@@ -322,6 +411,17 @@ func (g *Gateway) serveDisconnect(w http.ResponseWriter, r *http.Request) {
 func writeAPIOK(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/json")
 	io.WriteString(w, `{"ok":true}`+"\n")
+}
+
+// writeAPIJSON answers 200 with v as JSON.
+func writeAPIJSON(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeAPIError(w, http.StatusInternalServerError, "encoding the answer failed")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(b, '\n'))
 }
 
 func writeAPIError(w http.ResponseWriter, code int, msg string) {

@@ -22,7 +22,7 @@ func (g *Gateway) newBroker() (broker.Broker, error) {
 	switch {
 	case cfg.Broker == "memory":
 		g.m.brokerConnected.Set(1)
-		return broker.NewMemory(g.disp.deliver, g.disconnectLocal), nil
+		return broker.NewMemoryReceipts(g.disp.deliverReceipt, g.disconnectLocal), nil
 	case strings.HasPrefix(cfg.Broker, "nats://"):
 		// shardgate_publishes_total{source="broker"} counts every message
 		// the node takes from NATS for local delivery, its own publishes

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/gobwas/ws"
+	"github.com/shardgate/shardgate/gateway/broker"
+	"github.com/shardgate/shardgate/gateway/history"
 	"github.com/shardgate/shardgate/shard"
 	"github.com/shardgate/shardgate/shard/protocol"
 	"github.com/shardgate/shardgate/shard/wsframe"
@@ -21,31 +23,44 @@ var errDraining = errors.New("gateway: draining")
 // dispatcher turns a message into one WebSocket frame and hands that same
 // frame to every shard. It is the Handler of the node's broker.
 //
-// dispatcher.mu is taken before Shard.mu (inside Shard.Broadcast): see the
-// lock order in gateway.go.
+// With history in memory (hist not nil) the dispatcher is the offsets'
+// one authority: under mu, which already orders every publish of the
+// node, the store assigns the next offset, the frame is encoded once with
+// it, kept in the store, and only then queued on the shards. A shard thus
+// never delivers an offset the store does not hold yet, which is what
+// lets a recovering subscription drop what its read already counted
+// (shard/recovery.go).
+//
+// dispatcher.mu is taken before Shard.mu (inside Shard.Broadcast) and
+// before history.Memory.mu (inside Append): see the lock order in
+// gateway.go.
 type dispatcher struct {
 	mu       sync.Mutex
 	shards   []*shard.Shard
-	draining bool // set under mu: nothing is queued after the drain tasks
+	draining bool            // set under mu: nothing is queued after the drain tasks
+	hist     *history.Memory // nil: history off
 }
 
 // deliver encodes the message once and queues it on every shard, or on
 // none when any shard is overloaded.
 func (d *dispatcher) deliver(channel string, data json.RawMessage) error {
-	n := protocol.MessageLen(channel, data)
-	frame := make([]byte, 0, wsframe.HeaderLen(n)+n)
-	frame = wsframe.AppendHeader(frame, ws.OpText, n)
-	frame = protocol.AppendMessage(frame, channel, data)
+	_, err := d.deliverReceipt(channel, data)
+	return err
+}
+
+// deliverReceipt is deliver that also says where the message landed in
+// its channel's history (zero without history). It is the memory broker's
+// handler.
+func (d *dispatcher) deliverReceipt(channel string, data json.RawMessage) (broker.Receipt, error) {
+	if d.hist != nil && channel != "" {
+		return d.deliverWithHistory(channel, data)
+	}
+	frame := encodeMessage(channel, data)
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.draining {
-		return errDraining
-	}
-	for _, s := range d.shards {
-		if !s.CanBroadcast() {
-			return errOverloaded
-		}
+	if err := d.admitLocked(); err != nil {
+		return broker.Receipt{}, err
 	}
 	for _, s := range d.shards {
 		// Cannot fail for a full inbox: we hold mu, so nobody else queues
@@ -54,7 +69,72 @@ func (d *dispatcher) deliver(channel string, data json.RawMessage) error {
 		// startDrain has set draining under mu (Gateway.Shutdown).
 		_ = s.Broadcast(channel, frame)
 	}
+	return broker.Receipt{}, nil
+}
+
+// deliverWithHistory gives a channel message its offset, keeps it and
+// queues it; the frame is encoded once, under mu, since it carries the
+// offset.
+func (d *dispatcher) deliverWithHistory(channel string, data json.RawMessage) (broker.Receipt, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.admitLocked(); err != nil {
+		return broker.Receipt{}, err
+	}
+	var frame []byte
+	pos, err := d.hist.Append(channel, func(offset uint64) ([]byte, int) {
+		frame = encodeMessageAt(channel, offset, data)
+		return frame, dataStart(frame, data)
+	})
+	if err != nil {
+		return broker.Receipt{}, err
+	}
+	for _, s := range d.shards {
+		_ = s.BroadcastAt(channel, pos.Offset, frame) // see deliverReceipt
+	}
+	return broker.Receipt{Offset: pos.Offset, Epoch: pos.Epoch}, nil
+}
+
+// admitLocked refuses a message while draining or when any shard's inbox
+// is full, so that a message is queued on every shard or on none. d.mu
+// must be held.
+func (d *dispatcher) admitLocked() error {
+	if d.draining {
+		return errDraining
+	}
+	for _, s := range d.shards {
+		if !s.CanBroadcast() {
+			return errOverloaded
+		}
+	}
 	return nil
+}
+
+// encodeMessage builds a message's frame in one allocation.
+func encodeMessage(channel string, data json.RawMessage) []byte {
+	n := protocol.MessageLen(channel, data)
+	frame := make([]byte, 0, wsframe.HeaderLen(n)+n)
+	frame = wsframe.AppendHeader(frame, ws.OpText, n)
+	return protocol.AppendMessage(frame, channel, data)
+}
+
+// encodeMessageAt builds a channel message's frame with its offset, in
+// one allocation.
+func encodeMessageAt(channel string, offset uint64, data json.RawMessage) []byte {
+	n := protocol.MessageAtLen(channel, offset, data)
+	frame := make([]byte, 0, wsframe.HeaderLen(n)+n)
+	frame = wsframe.AppendHeader(frame, ws.OpText, n)
+	return protocol.AppendMessageAt(frame, channel, offset, data)
+}
+
+// dataStart is where data starts in a frame from encodeMessageAt: the data
+// is the message object's last member (see protocol.AppendMessageAt).
+func dataStart(frame []byte, data json.RawMessage) int {
+	n := len(data)
+	if n == 0 {
+		n = len("null")
+	}
+	return len(frame) - 1 - n
 }
 
 // startDrain marks the dispatcher draining and posts drain tasks; every
@@ -66,4 +146,43 @@ func (d *dispatcher) startDrain(drain func(*shard.Shard)) {
 	for _, s := range d.shards {
 		drain(s)
 	}
+}
+
+// shardHistory lets shards read a history.Source (shard.History): the
+// memory store answers during the call, a networked one later. Messages
+// that come without their frame (a source that keeps only data) are
+// encoded here, once per read.
+type shardHistory struct {
+	src history.Source
+}
+
+func (h shardHistory) Read(channel string, from *shard.Position, limit int, done func(shard.HistoryPage, error)) {
+	answer := func(p history.Page, err error) {
+		if err != nil {
+			done(shard.HistoryPage{}, err)
+			return
+		}
+		sp := shard.HistoryPage{Epoch: p.Epoch, Latest: p.Latest, Complete: p.Complete}
+		if len(p.Messages) > 0 {
+			sp.Frames = make([]shard.OffsetFrame, len(p.Messages))
+			for i, m := range p.Messages {
+				f := m.Frame
+				if f == nil {
+					f = encodeMessageAt(channel, m.Offset, m.Data)
+				}
+				sp.Frames[i] = shard.OffsetFrame{Offset: m.Offset, Frame: f}
+			}
+		}
+		done(sp, nil)
+	}
+	if from == nil || from.Epoch == "" {
+		// A client's empty epoch matches no history (history.Source takes
+		// "" for "any epoch", which only the admin API may ask for).
+		h.src.Latest(channel, func(p history.Page, err error) {
+			p.Messages, p.Complete = nil, false
+			answer(p, err)
+		})
+		return
+	}
+	h.src.Since(channel, history.Position{Epoch: from.Epoch, Offset: from.Offset}, limit, answer)
 }

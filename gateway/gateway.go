@@ -9,12 +9,15 @@
 // left, never the reverse:
 //
 //	broker.Memory.mu → dispatcher.mu → Shard.mu
+//	dispatcher.mu → history.Memory.mu
 //	Gateway.interestMu → natsbroker.Broker.mu
 //	natsbroker.Broker.subMu → natsbroker.Broker.mu → nats.Conn's locks
 //	natsbroker.Broker.stateMu → nats.Conn's locks
 //
 // Leaves, under which nothing else is taken: Shard.mu (it guards only a
-// shard's inbox), ipLimiter.mu, natsbroker's pubQueue.mu, poller.Waker.mu.
+// shard's inbox), ipLimiter.mu, natsbroker's pubQueue.mu, poller.Waker.mu,
+// history.Memory.mu (its reads call back after releasing it; a shard
+// reads it from its own goroutine, holding nothing).
 //
 // No lock is held across socket I/O. Shard.mu is taken only to queue a
 // task (a broadcast, an attach, a callback's outcome), so every callback a
@@ -38,6 +41,7 @@ import (
 
 	"github.com/shardgate/shardgate/gateway/auth"
 	"github.com/shardgate/shardgate/gateway/broker"
+	"github.com/shardgate/shardgate/gateway/history"
 	"github.com/shardgate/shardgate/shard"
 	"golang.org/x/sys/unix"
 )
@@ -72,6 +76,8 @@ type Gateway struct {
 	verifier *auth.Verifier
 
 	certs *certStore // the public listener's TLS pair; nil without -tls-cert
+
+	hist *history.Memory // the node's history; nil without -history-size
 
 	interestMu sync.Mutex
 	interest   map[string]*interest // channel → the node's registration with the broker
@@ -155,6 +161,22 @@ func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 	if g.verifier != nil {
 		refresh = g.refreshToken
 	}
+	var hist shard.History // nil: history off, and shards run as without it
+	if cfg.HistorySize > 0 {
+		if cfg.Broker != "memory" {
+			// The cluster's offsets must come from one authority for every
+			// node (JetStream), not from each node's own store.
+			return nil, errors.New("gateway: -history-size with -broker nats:// needs the JetStream history, which this build does not have yet")
+		}
+		g.hist, err = history.NewMemory(history.MemoryConfig{Size: cfg.HistorySize, TTL: cfg.HistoryTTL, MaxBytes: cfg.HistoryMaxBytes})
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		g.disp.hist = g.hist
+		hist = shardHistory{src: g.hist}
+		log.Info("history in memory", "epoch", g.hist.Epoch(), "size", cfg.HistorySize, "ttl", cfg.HistoryTTL,
+			"max_bytes", cfg.HistoryMaxBytes, "recover_max", cfg.RecoverMax)
+	}
 	for i := range cfg.Shards {
 		s, err := shard.New(shard.Options{
 			ID:               i,
@@ -173,6 +195,8 @@ func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 			OnChannel:        g.onChannel,
 			OnRelease:        g.onRelease,
 			Refresh:          refresh,
+			History:          hist,
+			RecoverMax:       cfg.RecoverMax,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
@@ -258,6 +282,9 @@ func (g *Gateway) clock() {
 			g.acc.Tick()
 			for _, s := range g.shards {
 				s.Tick()
+			}
+			if g.hist != nil {
+				g.hist.Expire() // a quiet node gives expired history back too
 			}
 		}
 	}
@@ -375,11 +402,31 @@ func (g *Gateway) publish(channel string, data json.RawMessage, source string, d
 }
 
 // publishWait publishes and waits for the broker's answer, which comes
-// within the broker's bounded time.
-func (g *Gateway) publishWait(channel string, data json.RawMessage, source string) error {
-	outcome := make(chan error, 1)
-	g.publish(channel, data, source, func(err error) { outcome <- err })
-	return <-outcome
+// within the broker's bounded time, with the message's place in its
+// channel's history (zero without history).
+func (g *Gateway) publishWait(channel string, data json.RawMessage, source string) (broker.Receipt, error) {
+	type outcome struct {
+		r   broker.Receipt
+		err error
+	}
+	out := make(chan outcome, 1)
+	rp, ok := g.broker.(broker.ReceiptPublisher)
+	switch {
+	case g.draining.Load():
+		return broker.Receipt{}, errDraining
+	case !ok:
+		g.publish(channel, data, source, func(err error) { out <- outcome{err: err} })
+	default:
+		counter := g.m.publishes.WithLabelValues(source)
+		rp.PublishReceipt(channel, data, func(r broker.Receipt, err error) {
+			if err == nil {
+				counter.Inc()
+			}
+			out <- outcome{r, err}
+		})
+	}
+	o := <-out
+	return o.r, o.err
 }
 
 // clientPublisher lets shards publish on behalf of clients.

@@ -24,6 +24,26 @@ var (
 // An error means the node could not take the message (it is overloaded).
 type Handler func(channel string, data json.RawMessage) error
 
+// Receipt tells a publisher where its message landed: its offset in the
+// channel's history and that history's epoch. It is zero when the channel
+// has no history (history off, or a message to every connection).
+type Receipt struct {
+	Offset uint64
+	Epoch  string
+}
+
+// ReceiptHandler is a Handler that also reports the message's receipt:
+// the node that assigns offsets (memory mode) hands them back this way.
+type ReceiptHandler func(channel string, data json.RawMessage) (Receipt, error)
+
+// ReceiptPublisher is a Broker that tells a publisher the receipt of its
+// message (SPEC: the publish API answers the offset and epoch).
+type ReceiptPublisher interface {
+	// PublishReceipt is Publish with the receipt: done gets it with a
+	// nil error, under the same contract as Publish's done.
+	PublishReceipt(channel string, data json.RawMessage, done func(Receipt, error))
+}
+
 // DisconnectHandler closes this node's connections whose token names sub.
 // It must not block.
 type DisconnectHandler func(sub string)
@@ -63,7 +83,7 @@ type Broker interface {
 // one global order.
 type Memory struct {
 	mu         sync.Mutex
-	handler    Handler
+	handler    ReceiptHandler
 	disconnect DisconnectHandler
 	closed     bool
 }
@@ -71,20 +91,35 @@ type Memory struct {
 // NewMemory returns a Memory broker delivering messages to h and
 // disconnect requests to d.
 func NewMemory(h Handler, d DisconnectHandler) *Memory {
+	return NewMemoryReceipts(func(channel string, data json.RawMessage) (Receipt, error) {
+		return Receipt{}, h(channel, data)
+	}, d)
+}
+
+// NewMemoryReceipts returns a Memory broker whose handler reports each
+// message's receipt, handed to PublishReceipt's callers.
+func NewMemoryReceipts(h ReceiptHandler, d DisconnectHandler) *Memory {
 	return &Memory{handler: h, disconnect: d}
 }
 
 // Publish hands the message to the handler and calls done before
 // returning.
 func (m *Memory) Publish(channel string, data json.RawMessage, done Done) {
+	_, err := m.publish(channel, data)
+	done(err)
+}
+
+// PublishReceipt implements ReceiptPublisher: done is called before it
+// returns.
+func (m *Memory) PublishReceipt(channel string, data json.RawMessage, done func(Receipt, error)) {
 	done(m.publish(channel, data))
 }
 
-func (m *Memory) publish(channel string, data json.RawMessage) error {
+func (m *Memory) publish(channel string, data json.RawMessage) (Receipt, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return ErrClosed
+		return Receipt{}, ErrClosed
 	}
 	return m.handler(channel, data)
 }
