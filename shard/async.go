@@ -17,7 +17,7 @@ type asyncResult struct {
 	channel string
 	ch      *channel  // interest: the channel that waited
 	rec     *recovery // recovery: the subscription whose history was read
-	err     error    // written before state moves, read after
+	err     error     // written before state moves, read after
 
 	// state: resultCalling until the call returns or the outcome arrives,
 	// whichever is first; the loser of that race delivers the outcome.
