@@ -320,7 +320,7 @@ func (g *Gateway) serveHistory(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusMethodNotAllowed, "use GET")
 		return
 	}
-	if g.hist == nil {
+	if g.histSrc == nil {
 		writeAPIError(w, http.StatusNotFound, "history is off on this node (-history-size 0)")
 		return
 	}
@@ -351,9 +351,9 @@ func (g *Gateway) serveHistory(w http.ResponseWriter, r *http.Request) {
 			writeAPIError(w, http.StatusBadRequest, "since must be one offset, an integer from 0")
 			return
 		}
-		g.hist.Since(channel, history.Position{Offset: since}, limit, done)
+		g.histSrc.Since(channel, history.Position{Offset: since}, limit, done)
 	} else {
-		g.hist.Last(channel, limit, done)
+		g.histSrc.Last(channel, limit, done)
 	}
 	a := <-out
 	if a.err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 	"github.com/shardgate/shardgate/gateway/broker"
@@ -95,6 +96,23 @@ func (d *dispatcher) deliverWithHistory(channel string, data json.RawMessage) (b
 	return broker.Receipt{Offset: pos.Offset, Epoch: pos.Epoch}, nil
 }
 
+// deliverAt queues a channel message whose offset was assigned elsewhere
+// (JetStream, in a cluster with history): its follower hands this node
+// the channel's messages in offset order, one at a time, so they reach
+// every shard in that order. The frame is encoded once, outside mu.
+func (d *dispatcher) deliverAt(channel string, offset uint64, data json.RawMessage) error {
+	frame := encodeMessageAt(channel, offset, data)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.admitLocked(); err != nil {
+		return err
+	}
+	for _, s := range d.shards {
+		_ = s.BroadcastAt(channel, offset, frame) // see deliverReceipt
+	}
+	return nil
+}
+
 // admitLocked refuses a message while draining or when any shard's inbox
 // is full, so that a message is queued on every shard or on none. d.mu
 // must be held.
@@ -165,12 +183,19 @@ func (h shardHistory) Read(channel string, from *shard.Position, limit int, done
 		sp := shard.HistoryPage{Epoch: p.Epoch, Latest: p.Latest, Complete: p.Complete}
 		if len(p.Messages) > 0 {
 			sp.Frames = make([]shard.OffsetFrame, len(p.Messages))
-			for i, m := range p.Messages {
+			sp.Frames = sp.Frames[:0]
+			for _, m := range p.Messages {
 				f := m.Frame
 				if f == nil {
+					// A networked store holds what anyone allowed on its
+					// subjects stored: checked like broker input (the
+					// offset is skipped, as offsets may skip).
+					if !utf8.Valid(m.Data) || !json.Valid(m.Data) {
+						continue
+					}
 					f = encodeMessageAt(channel, m.Offset, m.Data)
 				}
-				sp.Frames[i] = shard.OffsetFrame{Offset: m.Offset, Frame: f}
+				sp.Frames = append(sp.Frames, shard.OffsetFrame{Offset: m.Offset, Frame: f})
 			}
 		}
 		done(sp, nil)

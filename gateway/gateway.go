@@ -11,6 +11,9 @@
 //	broker.Memory.mu → dispatcher.mu → Shard.mu
 //	dispatcher.mu → history.Memory.mu
 //	Gateway.interestMu → natsbroker.Broker.mu
+//	Gateway.interestMu → historyBroker.mu → session.mu → dispatcher.mu
+//	Gateway.interestMu → Shard.mu (channelLost queues CloseChannel)
+//	jshistory.History.fmu → jshistory.Follower.mu; jshistory.History.epochMu alone
 //	natsbroker.Broker.subMu → natsbroker.Broker.mu → nats.Conn's locks
 //	natsbroker.Broker.stateMu → nats.Conn's locks
 //
@@ -41,6 +44,7 @@ import (
 
 	"github.com/shardgate/shardgate/gateway/auth"
 	"github.com/shardgate/shardgate/gateway/broker"
+	"github.com/shardgate/shardgate/gateway/broker/jshistory"
 	"github.com/shardgate/shardgate/gateway/history"
 	"github.com/shardgate/shardgate/shard"
 	"golang.org/x/sys/unix"
@@ -77,7 +81,9 @@ type Gateway struct {
 
 	certs *certStore // the public listener's TLS pair; nil without -tls-cert
 
-	hist *history.Memory // the node's history; nil without -history-size
+	hist    *history.Memory    // the node's history in memory; nil without -history-size or in a cluster
+	js      *jshistory.History // the cluster's history stream; nil without -history-size and -broker nats://
+	histSrc history.Source     // whichever of the two is on; nil without history
 
 	interestMu sync.Mutex
 	interest   map[string]*interest // channel → the node's registration with the broker
@@ -162,17 +168,22 @@ func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 		refresh = g.refreshToken
 	}
 	var hist shard.History // nil: history off, and shards run as without it
-	if cfg.HistorySize > 0 {
-		if cfg.Broker != "memory" {
-			// The cluster's offsets must come from one authority for every
-			// node (JetStream), not from each node's own store.
-			return nil, errors.New("gateway: -history-size with -broker nats:// needs the JetStream history, which this build does not have yet")
+	switch {
+	case cfg.HistorySize == 0:
+	case cfg.Broker != "memory":
+		// The cluster's offsets come from one authority for every node,
+		// JetStream, not from each node's own store.
+		if err := g.openClusterHistory(); err != nil {
+			return nil, err
 		}
+		hist = shardHistory{src: g.histSrc}
+	default:
 		g.hist, err = history.NewMemory(history.MemoryConfig{Size: cfg.HistorySize, TTL: cfg.HistoryTTL, MaxBytes: cfg.HistoryMaxBytes})
 		if err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
 		}
 		g.disp.hist = g.hist
+		g.histSrc = g.hist
 		hist = shardHistory{src: g.hist}
 		log.Info("history in memory", "epoch", g.hist.Epoch(), "size", cfg.HistorySize, "ttl", cfg.HistoryTTL,
 			"max_bytes", cfg.HistoryMaxBytes, "recover_max", cfg.RecoverMax)
@@ -343,6 +354,9 @@ func (g *Gateway) closeAll() {
 	}
 	if g.broker != nil {
 		_ = g.broker.Close()
+	}
+	if g.js != nil {
+		_ = g.js.Close() // after the broker, whose followers and publishes use it
 	}
 	if g.admin != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

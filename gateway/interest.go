@@ -56,27 +56,36 @@ func (g *Gateway) onChannel(channel string, active bool, ready func(error)) {
 	var notify []func(error)
 	var outcome error
 	if !e.pending {
-		e.pending = true
-		call := &callOutcome{}
-		g.broker.Interest(channel, true, func(err error) {
-			if call.early(err) {
-				return // answered during the call, under interestMu
-			}
-			g.interestMu.Lock()
-			notify := e.settle(err)
-			g.interestMu.Unlock()
-			for _, w := range notify {
-				w(err)
-			}
-		})
-		if err, ok := call.returned(); ok {
-			notify, outcome = e.settle(err), err
-		}
+		notify, outcome = g.registerLocked(channel, e)
 	}
 	g.interestMu.Unlock()
 	for _, w := range notify {
 		w(outcome)
 	}
+}
+
+// registerLocked asks the broker for channel's interest on behalf of e.
+// When the broker answered during the call, it returns the waiters to
+// notify with the outcome (outside the lock); otherwise the answer settles
+// e later. interestMu must be held.
+func (g *Gateway) registerLocked(channel string, e *interest) (notify []func(error), outcome error) {
+	e.pending = true
+	call := &callOutcome{}
+	g.broker.Interest(channel, true, func(err error) {
+		if call.early(err) {
+			return // answered during the call, under interestMu
+		}
+		g.interestMu.Lock()
+		notify := e.settle(err)
+		g.interestMu.Unlock()
+		for _, w := range notify {
+			w(err)
+		}
+	})
+	if err, ok := call.returned(); ok {
+		return e.settle(err), err
+	}
+	return nil, nil
 }
 
 // callOutcome tells a callback that ran during the call that took it

@@ -60,6 +60,7 @@ var (
 	disconnectShutdown     = Disconnect{ws.StatusGoingAway, "shutdown", ReasonShutdown}
 	disconnectRateLimit    = Disconnect{ws.StatusPolicyViolation, "rate limit", ReasonRateLimit}
 	disconnectKicked       = Disconnect{StatusDisconnected, "disconnected", ReasonKicked}
+	disconnectInsufficient = Disconnect{StatusInsufficientState, "insufficient state", ReasonInsufficientState}
 )
 
 func protocolDisconnect(err error) Disconnect {

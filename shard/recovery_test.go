@@ -231,3 +231,32 @@ func TestRefreshRevokingARecoveringSubscriptionAnswersForbidden(t *testing.T) {
 	broadcastAt(t, s, "c", 1)
 	p.sync()
 }
+
+func TestCloseChannelClosesItsSubscribersAndRecoveringOnesWith4010(t *testing.T) {
+	s, h := newHistoryShard(t, nil)
+	settled := attachPeer(t, s)
+	settled.send(ws.OpText, `{"type":"subscribe","channel":"c"}`)
+	(<-h.reads).done(HistoryPage{Epoch: "e1", Latest: 4}, nil)
+	settled.expectText(`{"type":"subscribed","channel":"c","epoch":"e1","offset":4}`)
+	broadcastAt(t, s, "c", 5)
+	settled.expectMessages(5)
+
+	reading := attachPeer(t, s)
+	reading.send(ws.OpText, `{"type":"subscribe","channel":"c","recover":{"epoch":"e1","offset":5}}`)
+	late := <-h.reads
+
+	other := attachPeer(t, s)
+	other.send(ws.OpText, `{"type":"subscribe","channel":"d"}`)
+	(<-h.reads).done(HistoryPage{Epoch: "e1", Latest: 4}, nil)
+	other.expectText(`{"type":"subscribed","channel":"d","epoch":"e1","offset":4}`)
+
+	s.CloseChannel("c")
+	settled.expectCloseFrame(StatusInsufficientState, "insufficient state")
+	reading.expectCloseFrame(StatusInsufficientState, "insufficient state")
+	late.done(HistoryPage{Epoch: "e1", Latest: 6, Frames: framesAt(6), Complete: true}, nil) // ignored
+
+	// Another channel's subscriber stays and still gets its messages.
+	broadcastAt(t, s, "d", 7)
+	other.expectMessages(7)
+	other.sync()
+}

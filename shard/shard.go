@@ -131,6 +131,7 @@ const (
 	taskTick
 	taskDrain
 	taskKick   // close the connections of a token subject
+	taskLose   // close a channel's subscribers: its history lost its place
 	taskResult // an asynchronous call completed
 )
 
@@ -262,6 +263,16 @@ func (s *Shard) Disconnect(sub string) {
 	_ = s.push(task{kind: taskKick, channel: sub}, false)
 }
 
+// CloseChannel closes, with 4010 (insufficient_state), every connection
+// subscribed to channel, recovering ones included: the node can no longer
+// vouch for the channel's sequence (its history follower lost its place),
+// so their clients must reconnect and recover. Safe from any goroutine;
+// it is a control task, accepted even when broadcasts are refused, and
+// runs after every broadcast queued before it.
+func (s *Shard) CloseChannel(channel string) {
+	_ = s.push(task{kind: taskLose, channel: channel}, false)
+}
+
 // LastPass is when the shard last finished a pass of its loop. The clock
 // ticks every shard at least once a second, so a LastPass much older than
 // that means the loop is stuck.
@@ -355,6 +366,8 @@ func (s *Shard) runInbox() {
 			s.drain(t.timeout)
 		case taskKick:
 			s.kick(t.channel)
+		case taskLose:
+			s.lose(t.channel)
 		case taskResult:
 			s.complete(t.result)
 		}
@@ -379,6 +392,26 @@ func (s *Shard) kick(sub string) {
 		if c.state == stateOpen && c.grants != nil && c.grants.Sub() == sub {
 			s.close(c, disconnectKicked)
 		}
+	}
+}
+
+// lose closes the subscribers of channel (see CloseChannel). The
+// connections are collected first: closing one takes it out of the lists.
+func (s *Shard) lose(channel string) {
+	ch := s.channels[channel]
+	if ch == nil {
+		return
+	}
+	conns := make([]*conn, 0, len(ch.subs)+len(ch.recovering)+len(ch.waiting))
+	conns = append(conns, ch.subs...)
+	for _, r := range ch.recovering {
+		conns = append(conns, r.c)
+	}
+	for _, w := range ch.waiting {
+		conns = append(conns, w.c)
+	}
+	for _, c := range conns {
+		s.close(c, disconnectInsufficient)
 	}
 }
 
