@@ -8,7 +8,10 @@
 #
 # nats-server is built from the Go module proxy into bin/ (once); the
 # gateway is built from this tree. Extra arguments are passed to every
-# node, e.g. scripts/cluster.sh -log-level debug.
+# node, e.g. scripts/cluster.sh -log-level debug, or
+# scripts/cluster.sh -history-size 100 for history and recovery across
+# nodes. NATS runs with JetStream on, storing in $JS_DIR, so history
+# survives a restart of NATS (and of this script).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -18,6 +21,7 @@ NATS_PORT=4222
 NATS_MONITOR=8222
 NODES=3
 BROKER="nats://127.0.0.1:$NATS_PORT"
+JS_DIR="${JS_DIR:-${TMPDIR:-/tmp}/shardgate-cluster-jetstream}"
 
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
 	export PATH="$PATH:/usr/local/go/bin"
@@ -62,9 +66,21 @@ prefix() {
 	exec sed -u "s/^/[$1] /"
 }
 
-bin/nats-server -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR" > >(prefix nats) 2>&1 &
+mkdir -p "$JS_DIR"
+bin/nats-server -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR" -js -sd "$JS_DIR" > >(prefix nats) 2>&1 &
 pids+=($!)
 nats_pid=$!
+
+# A node with -history-size needs NATS at start (it checks the history
+# stream before listening); one without would wait for it anyway.
+deadline=$((SECONDS + 10))
+until busy "$NATS_PORT"; do
+	if ((SECONDS > deadline)); then
+		echo "cluster.sh: NATS not listening after 10s (see its log above)" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
 
 for i in $(seq 1 "$NODES"); do
 	bin/shardgate -listen ":808$i" -admin "127.0.0.1:909$i" -broker "$BROKER" \
@@ -112,7 +128,12 @@ cat <<EOF
   kill $nats_pid
   # ... then start it again (another terminal): readiness returns and the
   # same connections receive again, with no client reconnecting.
-  bin/nats-server -a 127.0.0.1 -p $NATS_PORT -m $NATS_MONITOR
+  bin/nats-server -a 127.0.0.1 -p $NATS_PORT -m $NATS_MONITOR -js -sd $JS_DIR
+
+  # with -history-size: publish receipts carry offsets, and a client
+  # recovers on any node what it missed (its last epoch and offset):
+  {"type":"subscribe","channel":"news","recover":{"epoch":"...","offset":N}}
+  curl -s '127.0.0.1:9092/api/history?channel=news&limit=10'
 
 Ctrl-C stops everything.
 EOF
