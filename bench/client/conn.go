@@ -42,6 +42,9 @@ type Conn struct {
 	// tlsPending: a handshake goroutine holds fd (see tls.go); the loop
 	// must not close it.
 	tlsPending bool
+	// reqIdx picks the upgrade request's template: 0 the loop's, i its
+	// reqs[i-1] (DialOptions.Host).
+	reqIdx uint16
 
 	// Tag is the caller's: typically an index into its own per-connection
 	// table. The engine never reads it.

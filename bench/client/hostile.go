@@ -3,6 +3,7 @@ package client
 import (
 	"encoding/binary"
 	"errors"
+	"net/netip"
 	"time"
 )
 
@@ -25,6 +26,12 @@ type DialOptions struct {
 	// holds little in its own kernel, and the server's send queue is what
 	// fills.
 	RecvBuffer int
+	// Addr, when valid, is the server this connection goes to instead of
+	// Options.Addr (a cluster's other node); Host then replaces the Host
+	// header (default: Addr). A loop keeps one request template per
+	// distinct Host.
+	Addr netip.AddrPort
+	Host string
 	// Request, when not nil, is sent as given instead of the upgrade
 	// request. Bytes that are not a whole request leave the connection
 	// waiting for an answer the server should never give (a stalled

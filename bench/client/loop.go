@@ -93,7 +93,11 @@ type Loop struct {
 	opts Options
 	h    Handler
 	req  requestTemplate
-	base time.Time // loop clock zero
+	// reqs are the templates of other Hosts (DialOptions.Host), by
+	// Conn.reqIdx-1.
+	reqs     []requestTemplate
+	reqHosts []string
+	base     time.Time // loop clock zero
 
 	epfd   int
 	wakefd int
@@ -332,12 +336,24 @@ func (l *Loop) DialWith(src netip.Addr, o DialOptions) (*Conn, error) {
 	if l.stopping {
 		return nil, ErrStopped
 	}
-	fd, err := dialSocket(l.opts.Addr, src, o.RecvBuffer)
+	dst := l.opts.Addr
+	var reqIdx uint16
+	if o.Addr.IsValid() {
+		dst = o.Addr
+		host := o.Host
+		if host == "" {
+			host = o.Addr.String()
+		}
+		if host != l.opts.Host {
+			reqIdx = l.templateFor(host)
+		}
+	}
+	fd, err := dialSocket(dst, src, o.RecvBuffer)
 	if err != nil {
 		return nil, err
 	}
 	l.gen++
-	c := &Conn{loop: l, fd: fd, gen: l.gen, state: stateConnecting}
+	c := &Conn{loop: l, fd: fd, gen: l.gen, state: stateConnecting, reqIdx: reqIdx}
 	c.dialed = l.now()
 	timeout := l.opts.HandshakeTimeout
 	if o.Timeout > 0 {
@@ -361,6 +377,27 @@ func (l *Loop) DialWith(src netip.Addr, o DialOptions) (*Conn, error) {
 	l.waiting++
 	l.armSweep()
 	return c, nil
+}
+
+// templateFor returns the index (from 1) of host's request template,
+// making it the first time.
+func (l *Loop) templateFor(host string) uint16 {
+	for i, h := range l.reqHosts {
+		if h == host {
+			return uint16(i + 1)
+		}
+	}
+	l.reqHosts = append(l.reqHosts, host)
+	l.reqs = append(l.reqs, newRequestTemplate(host, l.opts.Path, l.opts.Header))
+	return uint16(len(l.reqs))
+}
+
+// request is the upgrade request template of c.
+func (l *Loop) request(c *Conn) *requestTemplate {
+	if c.reqIdx == 0 {
+		return &l.req
+	}
+	return &l.reqs[c.reqIdx-1]
 }
 
 // Shutdown starts the closing handshake on every open connection, drops
@@ -443,7 +480,7 @@ func (l *Loop) onEvent(c *Conn, ev uint32) {
 			return
 		}
 		key := handshakeKey(l.opts.Seed ^ uint64(c.gen))
-		l.wbuf = l.req.appendRequest(l.wbuf[:0], &key)
+		l.wbuf = l.request(c).appendRequest(l.wbuf[:0], &key)
 		l.write(c, l.wbuf)
 		return // the answer cannot be here before the request
 	}

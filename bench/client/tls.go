@@ -138,7 +138,7 @@ func (l *Loop) onTLS(r tlsResult) {
 		l.flush(c) // DialOptions.Request, queued at Dial
 	} else {
 		key := handshakeKey(l.opts.Seed ^ uint64(c.gen))
-		l.wbuf = l.req.appendRequest(l.wbuf[:0], &key)
+		l.wbuf = l.request(c).appendRequest(l.wbuf[:0], &key)
 		l.write(c, l.wbuf)
 	}
 	// The socket's readiness edges passed while the handshake goroutine

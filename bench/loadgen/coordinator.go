@@ -32,9 +32,12 @@ type Config struct {
 	Addr          netip.AddrPort // URL's host, resolved
 	// URLs and Addrs list every node of a cluster run (URL and Addr are
 	// the first); worker i connects to node i mod len(URLs). Empty: URL.
-	URLs          []string
-	Addrs         []netip.AddrPort
-	AdminURL      string // base URL of the server's HTTP API
+	URLs     []string
+	Addrs    []netip.AddrPort
+	AdminURL string // base URL of the server's HTTP API
+	// AdminURLs (chaos) lists the API of every node the stream may be
+	// published through, AdminURL first; metrics come from AdminURL.
+	AdminURLs     []string
 	Conns         int
 	Procs         int
 	SourceIPs     []netip.Addr
@@ -62,6 +65,8 @@ type Config struct {
 	Soak SoakConfig
 	// TLS says how workers check the certificate of a wss:// URL.
 	TLS *TLSOptions
+	// Chaos holds the chaos scenario's own settings.
+	Chaos ChaosConfig
 }
 
 // isTLS reports a wss:// run.
@@ -109,6 +114,9 @@ func (c *Config) setDefaults() {
 	if c.Scenario == ScenarioSoak {
 		c.Soak.setDefaults()
 	}
+	if c.Scenario == ScenarioChaos {
+		c.Chaos.setDefaults()
+	}
 }
 
 // plans splits the run over the workers: connections in contiguous
@@ -140,6 +148,10 @@ func (c *Config) plans() []Plan {
 		}
 		if c.Scenario == ScenarioSoak {
 			plans[i].Soak = c.soakPlan(i)
+		}
+		if c.Scenario == ScenarioChaos {
+			plans[i].Chaos = &ChaosPlan{BackoffMin: c.Chaos.BackoffMin, BackoffMax: c.Chaos.BackoffMax}
+			plans[i].Nodes = c.nodes()
 		}
 		first += n
 	}
@@ -192,8 +204,9 @@ type coordinator struct {
 	workers []*workerState
 	events  chan workerEvent
 
-	pub  *publisher
-	soak *soakState
+	pub   *publisher
+	soak  *soakState
+	chaos *chaosState
 	// The parent's usage when the measured phase began and ended.
 	selfLoaded, selfEnd Usage
 	loadedAt, endAt     time.Time
@@ -263,6 +276,8 @@ func Run(ctx context.Context, cfg Config) (*report.Report, error) {
 		}
 	case ScenarioSoak:
 		err = c.runSoak(ctx, rep)
+	case ScenarioChaos:
+		err = c.runChaos(ctx)
 	default:
 		err = fmt.Errorf("loadgen: unknown scenario %q", cfg.Scenario)
 	}
@@ -460,6 +475,9 @@ func (c *coordinator) report() {
 	if c.soak != nil && c.soak.stream != nil {
 		p.Published, p.Expected = c.soak.stream.counts()
 	}
+	if c.chaos != nil && c.chaos.stream != nil {
+		p.Published, p.Expected = c.chaos.stream.counts()
+	}
 	c.cfg.OnProgress(p)
 }
 
@@ -529,7 +547,7 @@ func (c *coordinator) newReport() *report.Report {
 		rep.Params.Channels, rep.Params.Rate, rep.Params.Size, rep.Params.DurationS = cfg.Channels, cfg.Rate, cfg.Size, cfg.Duration.Seconds()
 	case ScenarioEcho:
 		rep.Params.Size, rep.Params.DurationS = cfg.Size, cfg.Duration.Seconds()
-	case ScenarioSoak:
+	case ScenarioSoak, ScenarioChaos:
 		rep.Params.Channels, rep.Params.Rate, rep.Params.Size, rep.Params.DurationS = cfg.Channels, cfg.Rate, cfg.Size, cfg.Duration.Seconds()
 	}
 	rep.Server.MetricsURL = c.tgt.MetricsURL(cfg.AdminURL)
@@ -656,6 +674,12 @@ func (c *coordinator) fill(rep *report.Report, self, children Usage) {
 		c.fillSoak(rep, total, &l)
 		for _, code := range slices.Sorted(maps.Keys(errs)) {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("steady connections got %d messages they could not use (%s)", errs[code], code))
+		}
+	case ScenarioChaos:
+		l := report.LatencyOf(lat)
+		c.fillChaos(rep, total, &l)
+		for _, code := range slices.Sorted(maps.Keys(errs)) {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("clients got %d messages they could not use (%s)", errs[code], code))
 		}
 	case ScenarioEcho:
 		rep.Echo = &report.Echo{

@@ -14,6 +14,7 @@ const (
 	ScenarioFanout  = "fanout"
 	ScenarioEcho    = "echo"
 	ScenarioSoak    = "soak"
+	ScenarioChaos   = "chaos"
 )
 
 // Plan is one worker's share of a run.
@@ -43,6 +44,17 @@ type Plan struct {
 	TLS *TLSOptions `json:"tls,omitempty"`
 	// Soak is the churn this worker runs beside its steady subscribers.
 	Soak *SoakPlan `json:"soak,omitempty"`
+	// Chaos: every node of the cluster (connection g starts on node
+	// g mod len(Nodes) and moves round them when it loses its node), and
+	// how it reconnects.
+	Nodes []Node     `json:"nodes,omitempty"`
+	Chaos *ChaosPlan `json:"chaos,omitempty"`
+}
+
+// Node is one gateway of a cluster, for chaos clients.
+type Node struct {
+	URL  string `json:"url"`
+	Addr string `json:"addr"`
 }
 
 // fanoutChannel names fanout channel i.
@@ -102,6 +114,16 @@ type Stats struct {
 	// Duplicated counts soak messages that arrived twice on a connection.
 	Duplicated int64 `json:"duplicated,omitempty"`
 	RoundTrips int64 `json:"round_trips"`
+	// Chaos: reconnections done (resubscribed), connections between a
+	// drop and their resubscription now, the answers to their recovers,
+	// messages missed behind a recovered:false, and messages whose offset
+	// was not above the one before on their connection.
+	Reconnects     int64 `json:"reconnects,omitempty"`
+	Reconnecting   int64 `json:"reconnecting,omitempty"`
+	RecoveredTrue  int64 `json:"recovered_true,omitempty"`
+	RecoveredFalse int64 `json:"recovered_false,omitempty"`
+	Unrecoverable  int64 `json:"unrecoverable,omitempty"`
+	OffsetErrors   int64 `json:"offset_errors,omitempty"`
 	// Churn operations of a soak: started, and ended as expected or not.
 	ChurnStarted int64 `json:"churn_started,omitempty"`
 	ChurnDone    int64 `json:"churn_done,omitempty"`
@@ -120,6 +142,12 @@ func (s *Stats) add(o Stats) {
 	s.Reordered += o.Reordered
 	s.Duplicated += o.Duplicated
 	s.RoundTrips += o.RoundTrips
+	s.Reconnects += o.Reconnects
+	s.Reconnecting += o.Reconnecting
+	s.RecoveredTrue += o.RecoveredTrue
+	s.RecoveredFalse += o.RecoveredFalse
+	s.Unrecoverable += o.Unrecoverable
+	s.OffsetErrors += o.OffsetErrors
 	s.ChurnStarted += o.ChurnStarted
 	s.ChurnDone += o.ChurnDone
 	s.ChurnFailed += o.ChurnFailed
@@ -146,4 +174,6 @@ type result struct {
 	Usage  Usage `json:"usage"`
 	// Soak: what the steady subscribers lost and how the churn went.
 	Soak *soakResult `json:"soak,omitempty"`
+	// Chaos: per-client checks and reconnect times.
+	Chaos *chaosResult `json:"chaos,omitempty"`
 }

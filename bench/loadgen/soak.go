@@ -245,6 +245,10 @@ func (c *coordinator) settle(ctx context.Context, by time.Time) *report.Resource
 
 // streamEnd is what the workers count losses against (soak only).
 func (c *coordinator) streamEnd() *streamEnd {
+	if c.chaos != nil && c.chaos.stream != nil {
+		_, _, _, _, end := c.chaos.stream.result()
+		return end
+	}
 	if c.soak == nil || c.soak.stream == nil {
 		return nil
 	}

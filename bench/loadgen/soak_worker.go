@@ -13,6 +13,10 @@ type streamEnd struct {
 	// the message may or may not have gone out, so its absence is not a
 	// loss.
 	Unknown [][]uint64 `json:"unknown,omitempty"`
+	// LastOffset and LastEpoch (chaos) are the history position the
+	// server answered for Last, per channel.
+	LastOffset []uint64 `json:"last_offset,omitempty"`
+	LastEpoch  []string `json:"last_epoch,omitempty"`
 }
 
 // soakResult is a worker's count of what its steady subscribers missed,

@@ -124,6 +124,8 @@ type worker struct {
 	// connections that have some (see soak_seq.go), and the churn.
 	gaps  map[int][]seqRange
 	churn *churner
+	// chaos: the clients' recovery state (chaos_worker.go).
+	chaos *chaosWorker
 
 	stats      Stats
 	perChannel []int64
@@ -182,7 +184,7 @@ func newWorker(p Plan, em *emitter) (*worker, error) {
 		}
 		w.sources = append(w.sources, a)
 	}
-	if p.Scenario == ScenarioFanout || p.Scenario == ScenarioSoak {
+	if p.Scenario == ScenarioFanout || p.Scenario == ScenarioSoak || p.Scenario == ScenarioChaos {
 		w.perChannel = make([]int64, p.Channels)
 		for i := range p.Channels {
 			w.chans = append(w.chans, fanoutChannel(p.ChannelPrefix, i))
@@ -201,6 +203,12 @@ func newWorker(p Plan, em *emitter) (*worker, error) {
 		}
 		w.gaps = map[int][]seqRange{}
 		if w.churn, err = newChurner(w, *p.Soak, u.Host, path); err != nil {
+			return nil, err
+		}
+	}
+	if p.Scenario == ScenarioChaos {
+		w.gaps = map[int][]seqRange{}
+		if w.chaos, err = newChaosWorker(p); err != nil {
 			return nil, err
 		}
 	}
@@ -231,6 +239,9 @@ func (w *worker) start() {
 	w.stats.FirstDial = time.Now().UnixNano()
 	w.loop.After(w.plan.ProgressEvery, w.progress)
 	w.loop.After(time.Second, w.expireSetups)
+	if w.chaos != nil {
+		w.loop.After(time.Second, w.expireChaos)
+	}
 	w.pump()
 	w.checkReady()
 }
@@ -282,7 +293,13 @@ func (w *worker) pump() {
 		if len(w.sources) > 0 {
 			src = w.sources[idx%len(w.sources)]
 		}
-		c, err := w.loop.Dial(src)
+		var c *client.Conn
+		var err error
+		if w.chaos != nil {
+			c, err = w.dialChaos(idx, w.firstNode(idx))
+		} else {
+			c, err = w.loop.Dial(src)
+		}
 		if err != nil {
 			w.fail(idx, client.Reason(err))
 			continue
@@ -362,6 +379,10 @@ func (w *worker) afterHello(r *connRec) {
 	switch w.plan.Scenario {
 	case ScenarioFanout, ScenarioSoak:
 		channel = w.chans[(w.plan.First+r.conn.Tag)%w.plan.Channels]
+	case ScenarioChaos:
+		r.phase = phaseSubscribing
+		w.chaosSubscribe(r, w.chans[(w.plan.First+r.conn.Tag)%w.plan.Channels])
+		return
 	case ScenarioEcho:
 		channel = echoChannel(w.plan.ChannelPrefix, w.plan.First+r.conn.Tag)
 	default:
@@ -394,7 +415,9 @@ func (w *worker) OnMessage(c *client.Conn, msg []byte) {
 				w.afterHello(r)
 			}
 		case target.KindSubscribed:
-			if r.phase == phaseSubscribing {
+			if r.phase == phaseSubscribing && w.chaos != nil {
+				w.chaosSubscribed(r, ev)
+			} else if r.phase == phaseSubscribing {
 				w.stats.Subscribed++
 				r.subscribed = true
 				if w.perChannel != nil {
@@ -403,7 +426,11 @@ func (w *worker) OnMessage(c *client.Conn, msg []byte) {
 				w.ready(r)
 			}
 		case target.KindMessage:
-			w.onData(r, ev.Data)
+			if w.chaos != nil {
+				w.chaosMessage(r, ev)
+			} else {
+				w.onData(r, ev.Data)
+			}
 		case target.KindError:
 			w.onError(r, ev.Code)
 		case target.KindReply:
@@ -453,6 +480,10 @@ func (w *worker) onError(r *connRec, code string) {
 	}
 	w.errs[code]++
 	switch {
+	case w.chaos != nil && w.chaos.recs[r.conn.Tag].reconnecting:
+		// A resubscribe refused (unavailable while the node catches up,
+		// say): this attempt failed; OnClose tries the next node.
+		r.conn.Close()
 	case r.phase == phaseHello || r.phase == phaseSubscribing:
 		w.fail(r.conn.Tag, "subscribe_"+code)
 		r.conn.Close()
@@ -474,6 +505,11 @@ func (w *worker) OnClose(c *client.Conn, err error) {
 		return
 	}
 	r := &w.recs[c.Tag]
+	if w.chaos != nil {
+		if r.conn != c || w.chaosClosed(r, err) {
+			return
+		}
+	}
 	switch r.phase {
 	case phaseGone:
 	case phaseReady:
@@ -532,6 +568,10 @@ func (w *worker) stop(stream *streamEnd) {
 	if w.plan.Scenario == ScenarioSoak {
 		soak = &soakResult{Lost: w.lost(stream)}
 	}
+	var chaos *chaosResult
+	if w.chaos != nil {
+		chaos = w.chaosResult(stream)
+	}
 	if w.echoRunning {
 		w.echoRunning = false
 		w.echoEnd = time.Now().UnixNano()
@@ -551,6 +591,7 @@ func (w *worker) stop(stream *streamEnd) {
 			AtStop:    atStop,
 			Usage:     getUsage(unix.RUSAGE_SELF),
 			Soak:      w.soakResult(soak),
+			Chaos:     chaos,
 		}})
 		w.loop.Stop()
 	})

@@ -31,6 +31,7 @@ type Report struct {
 	Fanout    *Fanout   `json:"fanout,omitempty"`
 	Echo      *Echo     `json:"echo,omitempty"`
 	Soak      *Soak     `json:"soak,omitempty"`
+	Chaos     *Chaos    `json:"chaos,omitempty"`
 	Server    Server    `json:"server"`
 	Generator Generator `json:"generator"`
 	// HostCPU is the whole machine during the measured phase: what

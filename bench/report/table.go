@@ -48,6 +48,9 @@ func WriteTable(w io.Writer, r *Report) error {
 	if r.Soak != nil {
 		writeSoak(t, r.Soak)
 	}
+	if r.Chaos != nil {
+		writeChaos(t, r.Chaos)
+	}
 
 	s := r.Server
 	switch {
@@ -81,6 +84,10 @@ func WriteTable(w io.Writer, r *Report) error {
 	if r.Soak != nil {
 		t.blank()
 		writeVerdict(t, r.Soak)
+	}
+	if r.Chaos != nil {
+		t.blank()
+		writeChaosVerdict(t, r.Chaos)
 	}
 	return t.err
 }
@@ -125,7 +132,7 @@ func params(r *Report) string {
 		fmt.Fprintf(&b, "; %d channel(s), %g msg/s × %d B for %gs", p.Channels, p.Rate, p.Size, p.DurationS)
 	case "echo":
 		fmt.Fprintf(&b, "; %d B for %gs", p.Size, p.DurationS)
-	case "soak":
+	case "soak", "chaos":
 		fmt.Fprintf(&b, "; %d channel(s), %g msg/s × %d B for %gs", p.Channels, p.Rate, p.Size, p.DurationS)
 	}
 	return b.String()

@@ -40,6 +40,22 @@ func (e *envelope) AppendSubscribe(dst []byte, channel string, id int64) []byte 
 	return append(dst, '}')
 }
 
+// AppendSubscribeRecover appends shardgate's subscribe that asks to
+// recover what was missed after offset in epoch (SPEC "History and
+// recovery"):
+// {"type":"subscribe","channel":"news","id":1,"recover":{"epoch":"e","offset":7}}.
+func AppendSubscribeRecover(dst []byte, channel string, id int64, epoch string, offset uint64) []byte {
+	dst = append(dst, `{"type":"subscribe","channel":`...)
+	dst = appendString(dst, channel)
+	dst = append(dst, `,"id":`...)
+	dst = strconv.AppendInt(dst, id, 10)
+	dst = append(dst, `,"recover":{"epoch":`...)
+	dst = appendString(dst, epoch)
+	dst = append(dst, `,"offset":`...)
+	dst = strconv.AppendUint(dst, offset, 10)
+	return append(dst, `}}`...)
+}
+
 func (e *envelope) AppendPublish(dst []byte, channel string, data []byte, id int64) []byte {
 	dst = append(dst, `{"type":"publish","channel":`...)
 	dst = appendString(dst, channel)
@@ -64,6 +80,14 @@ func (e *envelope) Parse(msg []byte, evs []Event) ([]Event, error) {
 				ev.Data = value
 			case "id":
 				ev.ID, _ = jsonscan.Int(value)
+			case "offset":
+				if n, err := strconv.ParseUint(string(value), 10, 64); err == nil {
+					ev.Offset, ev.HasOffset = n, true
+				}
+			case "epoch":
+				ev.Epoch, _ = jsonscan.Unquote(value)
+			case "recovered":
+				ev.Recovered = value
 			case "code":
 				code, _ := jsonscan.Unquote(value)
 				ev.Code = string(code)

@@ -92,3 +92,34 @@ func BenchmarkEnvelopeParse(b *testing.B) {
 		evs, _ = tg.Parse(msg, evs[:0])
 	}
 }
+
+func TestEnvelopeHistory(t *testing.T) {
+	tg, _ := New("shardgate", Options{})
+	cases := []struct {
+		in        string
+		offset    uint64
+		hasOffset bool
+		epoch     string
+		recovered string
+	}{
+		{`{"type":"message","channel":"c","offset":18446744073709551615,"data":1}`, 1<<64 - 1, true, "", ""},
+		{`{"type":"subscribed","channel":"c","id":1,"epoch":"ab12","offset":7}`, 7, true, "ab12", ""},
+		{`{"type":"subscribed","channel":"c","id":1,"epoch":"ab12","offset":0,"recovered":true}`, 0, true, "ab12", "true"},
+		{`{"type":"subscribed","channel":"c","id":1,"epoch":"x","offset":9,"recovered":false}`, 9, true, "x", "false"},
+		{`{"type":"message","channel":"c","data":1}`, 0, false, "", ""},
+	}
+	for _, tc := range cases {
+		evs, err := tg.Parse([]byte(tc.in), nil)
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("%s: %v %v", tc.in, evs, err)
+		}
+		ev := evs[0]
+		if ev.Offset != tc.offset || ev.HasOffset != tc.hasOffset || string(ev.Epoch) != tc.epoch || string(ev.Recovered) != tc.recovered {
+			t.Errorf("%s: got offset %d (%v) epoch %q recovered %q", tc.in, ev.Offset, ev.HasOffset, ev.Epoch, ev.Recovered)
+		}
+	}
+	got := string(AppendSubscribeRecover(nil, "news", 3, `e"1`, 42))
+	if want := `{"type":"subscribe","channel":"news","id":3,"recover":{"epoch":"e\"1","offset":42}}`; got != want {
+		t.Errorf("AppendSubscribeRecover: %s, want %s", got, want)
+	}
+}

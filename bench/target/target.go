@@ -51,6 +51,14 @@ type Event struct {
 	Data    []byte // KindMessage: the raw JSON value published
 	Code    string // KindError
 	Reply   []byte // KindReply
+	// History (shardgate with -history-size): Offset of a KindMessage, or
+	// the channel's latest of a KindSubscribed; Epoch and Recovered
+	// ("true", "false", or nil when the subscribe did not ask to recover)
+	// of a KindSubscribed.
+	Offset    uint64
+	HasOffset bool
+	Epoch     []byte
+	Recovered []byte
 }
 
 // Target is one server's client protocol and HTTP API.

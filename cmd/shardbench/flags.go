@@ -49,6 +49,11 @@ scenarios:
            server's fds, goroutines, RSS and connections; PASS or FAIL
            (exit 3) on loss, duplicates, reordering, churn the server got
            wrong, or a leak
+  chaos    -conns clients spread over a cluster's -url nodes check a numbered
+           stream published through one or more -admin-url nodes while nodes
+           fail (-kill-pid/-kill-after: SIGKILL one mid-flood); clients that
+           lose their node reconnect to another and recover; PASS or FAIL
+           (exit 3) on loss, duplicates or reordering per client
 
 Targets are loopback unless -url and -admin-url both name another host.
 Run "shardbench <scenario> -h" for the flags of a scenario.
@@ -58,16 +63,16 @@ Run "shardbench <scenario> -h" for the flags of a scenario.
 // the flag at fault; -h prints usage to out and returns errHelp.
 func parseArgs(args []string, out io.Writer) (options, error) {
 	if len(args) == 0 {
-		return options{}, errors.New("missing scenario (connect, fanout, echo or soak); see shardbench -h")
+		return options{}, errors.New("missing scenario (connect, fanout, echo, soak or chaos); see shardbench -h")
 	}
 	scenario := args[0]
 	switch scenario {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(out, usageHead)
 		return options{}, errHelp
-	case loadgen.ScenarioConnect, loadgen.ScenarioFanout, loadgen.ScenarioEcho, loadgen.ScenarioSoak:
+	case loadgen.ScenarioConnect, loadgen.ScenarioFanout, loadgen.ScenarioEcho, loadgen.ScenarioSoak, loadgen.ScenarioChaos:
 	default:
-		return options{}, fmt.Errorf("unknown scenario %q (want connect, fanout, echo or soak)", scenario)
+		return options{}, fmt.Errorf("unknown scenario %q (want connect, fanout, echo, soak or chaos)", scenario)
 	}
 
 	var (
@@ -93,6 +98,8 @@ func parseArgs(args []string, out io.Writer) (options, error) {
 		defaultConns, defaultSize, defaultDuration = 100, 64, 10*time.Second
 	case loadgen.ScenarioSoak:
 		defaultConns, defaultSize, defaultDuration = 1000, 64, 60*time.Second
+	case loadgen.ScenarioChaos:
+		defaultConns, defaultSize, defaultDuration = 3000, 64, 60*time.Second
 	}
 
 	fs := flag.NewFlagSet("shardbench "+scenario, flag.ContinueOnError)
@@ -147,6 +154,19 @@ func parseArgs(args []string, out io.Writer) (options, error) {
 		fs.Float64Var(&s.Limits.Goroutines, "goroutine-slack", 10, "goroutines the server may run above the start sample at the end")
 		fs.Float64Var(&s.Limits.RSSPct, "rss-slack-pct", 25, "RSS growth allowed at the end, percent of the RSS baseline")
 		fs.Float64Var(&rssSlackMiB, "rss-slack-mib", 20, "RSS growth allowed at the end on top of -rss-slack-pct, MiB")
+	case loadgen.ScenarioChaos:
+		k := &c.Chaos
+		fs.Float64Var(&connRate, "connect-rate", 0, "client connections per second at the start (0: as fast as -inflight allows)")
+		fs.IntVar(&c.Channels, "channels", 1, "stream channels; client i subscribes to channel i mod -channels")
+		fs.Float64Var(&c.Rate, "rate", 100, "stream messages per second, over all channels")
+		fs.IntVar(&c.Size, "size", defaultSize, "bytes of each stream message's data")
+		fs.DurationVar(&c.Duration, "duration", defaultDuration, "how long to publish the stream")
+		fs.DurationVar(&c.Wait, "wait", 30*time.Second, "how long, after the last publish, clients may take to reconnect and catch up")
+		fs.IntVar(&k.KillPID, "kill-pid", 0, "send SIGKILL to this process (a node) -kill-after into the stream (0: kill nothing)")
+		fs.DurationVar(&k.KillAfter, "kill-after", 20*time.Second, "when to send SIGKILL to -kill-pid, after the stream started")
+		fs.DurationVar(&k.BackoffMin, "backoff-min", 50*time.Millisecond, "first bound of the jittered wait between failed reconnection attempts")
+		fs.DurationVar(&k.BackoffMax, "backoff-max", 2*time.Second, "largest bound of that wait (it doubles per failed attempt)")
+		fs.BoolVar(&k.RequireRecovered, "require-recovered", false, "FAIL on any recovered:false (history is sized to cover the outage)")
 	}
 
 	if err := fs.Parse(args[1:]); err != nil {
@@ -154,6 +174,9 @@ func parseArgs(args []string, out io.Writer) (options, error) {
 			fmt.Fprintf(out, "usage: shardbench %s [flags]\n\n", scenario)
 			if scenario == loadgen.ScenarioSoak {
 				fmt.Fprint(out, soakUsage)
+			}
+			if scenario == loadgen.ScenarioChaos {
+				fmt.Fprint(out, chaosUsage)
 			}
 			fmt.Fprint(out, "flags:\n")
 			fs.SetOutput(out)
@@ -216,6 +239,11 @@ func parseArgs(args []string, out io.Writer) (options, error) {
 			return options{}, err
 		}
 	}
+	if scenario == loadgen.ScenarioChaos {
+		if err := checkChaos(&o, targetName, bad); err != nil {
+			return options{}, err
+		}
+	}
 	if scenario != loadgen.ScenarioConnect {
 		switch {
 		case c.Size < 0 || c.Size > 16<<20:
@@ -263,14 +291,28 @@ func parseArgs(args []string, out io.Writer) (options, error) {
 	if err := checkTLS(&o, caFile, insecure, tlsAsked, bad); err != nil {
 		return options{}, err
 	}
-	adminURL, adminAddr, err := checkURL("admin-url", adminS, "http", "https")
-	if err != nil {
-		return options{}, err
+	// chaos: -admin-url may list several nodes too (the stream fails over
+	// between them); metrics come from the first.
+	adminList := []string{adminS}
+	if scenario == loadgen.ScenarioChaos {
+		adminList = strings.Split(adminS, ",")
 	}
-	if !(set["url"] && set["admin-url"]) && !adminAddr.Addr().IsLoopback() {
-		return options{}, bad("admin-url", fmt.Sprintf("%q", adminS), why)
+	for i, one := range adminList {
+		adminURL, adminAddr, err := checkURL("admin-url", strings.TrimSpace(one), "http", "https")
+		if err != nil {
+			return options{}, err
+		}
+		if !(set["url"] && set["admin-url"]) && !adminAddr.Addr().IsLoopback() {
+			return options{}, bad("admin-url", fmt.Sprintf("%q", adminS), why)
+		}
+		u := strings.TrimSuffix(adminURL.String(), "/")
+		if i == 0 {
+			c.AdminURL = u
+		}
+		if scenario == loadgen.ScenarioChaos {
+			c.AdminURLs = append(c.AdminURLs, u)
+		}
 	}
-	c.AdminURL = strings.TrimSuffix(adminURL.String(), "/")
 
 	if !set["source-ips"] && !(addr.Addr().Is4() && addr.Addr().IsLoopback()) {
 		sourceS = "none"
@@ -297,7 +339,7 @@ func parseArgs(args []string, out io.Writer) (options, error) {
 	} else if c.Procs < need {
 		return options{}, bad("procs", c.Procs, fmt.Sprintf("%d connections need at least %d workers under the open-file limit of %d", c.Conns, need, perProc+fdReserve))
 	}
-	if c.Procs < len(c.URLs) {
+	if c.Procs < len(c.URLs) && scenario != loadgen.ScenarioChaos {
 		if set["procs"] {
 			return options{}, bad("procs", c.Procs, fmt.Sprintf("%d URLs need at least one worker each", len(c.URLs)))
 		}

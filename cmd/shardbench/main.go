@@ -8,11 +8,13 @@
 //	shardbench fanout -conns 15000 -channels 1 -rate 10 -size 256 -duration 30s -procs 2
 //	shardbench echo -conns 1000 -duration 10s
 //	shardbench soak -conns 15000 -duration 30m -churn 20 -procs 2
+//	shardbench chaos -url ws://127.0.0.1:8081/ws,ws://127.0.0.1:8082/ws,ws://127.0.0.1:8083/ws \
+//		-admin-url http://127.0.0.1:9091,http://127.0.0.1:9092 -kill-pid 1234 -kill-after 20s
 //	shardbench <scenario> -h   (flags of a scenario)
 //
 // Exit status: 0 after a run (its report may carry warnings), 1 when the
-// run could not be carried out, 2 for bad arguments, 3 for a soak whose
-// verdict is FAIL.
+// run could not be carried out, 2 for bad arguments, 3 for a soak or a
+// chaos run whose verdict is FAIL.
 package main
 
 import (
@@ -79,6 +81,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 // failed its verdict says why on stderr too when its report went to stdout
 // as JSON (the table already carries the FAIL lines).
 func verdict(rep *report.Report, jsonPath string, stderr io.Writer) int {
+	if rep.Chaos != nil && !rep.Chaos.Pass {
+		if jsonPath == "-" {
+			fmt.Fprint(stderr, report.ChaosFailLines(rep.Chaos))
+		}
+		return exitSoakFailed
+	}
 	if rep.Soak == nil || rep.Soak.Pass {
 		return 0
 	}
