@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -326,4 +328,130 @@ func TestClusterLostHistoryClosesSubscribersWith4010(t *testing.T) {
 	expectData(t, again, "busy", *sub.Offset, "21")
 	a.publishOffset("quiet", `"still here"`)
 	expectData(t, quiet, "quiet", quietLast, `"still here"`)
+}
+
+// TestClusterInterestChurnNeverSkipsAMessage: clients on node B keep
+// subscribing to a channel and leaving it, so B's follower of it stops
+// whenever the last one leaves and another starts with the next
+// subscriber, while node A's API publishes without pause. Every session
+// gets, after the offset its subscribed reply announced, exactly the
+// published messages that follow it, in order, with none skipped.
+func TestClusterInterestChurnNeverSkipsAMessage(t *testing.T) {
+	const workers, rounds = 4, 25
+	srv := startJetStream(t, t.TempDir(), -1)
+	url := natstest.URL(srv)
+	a := startHistoryNode(t, url, 10000)
+	b := startHistoryNode(t, url, 10000)
+
+	var (
+		mu      sync.Mutex
+		offsets []uint64 // every publish's offset, in publish order
+	)
+	stop := make(chan struct{})
+	published := make(chan error, 1)
+	go func() {
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				published <- nil
+				return
+			default:
+			}
+			r, err := a.publishWait("churn", json.RawMessage(fmt.Sprint(n)), sourceAPI)
+			switch {
+			case errors.Is(err, errOverloaded):
+				continue
+			case err != nil:
+				published <- err
+				return
+			}
+			mu.Lock()
+			offsets = append(offsets, r.Offset)
+			mu.Unlock()
+		}
+	}()
+
+	type result struct {
+		sessions []churnSeen
+		err      error
+	}
+	results := make(chan result, workers)
+	for w := range workers {
+		go func() {
+			var r result
+			for i := range rounds {
+				s, err := churnSession(b.wsURL(), 1+(w+i)%4)
+				if err != nil {
+					r.err = fmt.Errorf("round %d: %w", i, err)
+					break
+				}
+				r.sessions = append(r.sessions, s)
+			}
+			results <- r
+		}()
+	}
+	var all []churnSeen
+	for range workers {
+		r := <-results
+		if r.err != nil {
+			t.Error(r.err)
+		}
+		all = append(all, r.sessions...)
+	}
+	close(stop)
+	if err := <-published; err != nil {
+		t.Fatalf("publisher: %v", err)
+	}
+	for i, s := range all {
+		at := sort.Search(len(offsets), func(j int) bool { return offsets[j] > s.from })
+		if at+len(s.got) > len(offsets) || !reflect.DeepEqual(s.got, offsets[at:at+len(s.got)]) {
+			t.Fatalf("session %d after offset %d got %v, published next %v", i, s.from, s.got, offsets[at:min(at+len(s.got), len(offsets))])
+		}
+	}
+	t.Logf("%d sessions over %d published messages", len(all), len(offsets))
+}
+
+// churnSeen is what one churning session saw.
+type churnSeen struct {
+	from uint64   // the subscribed reply's offset
+	got  []uint64 // the offsets delivered after it
+}
+
+// churnSession subscribes to "churn" on url, reads n messages and hangs
+// up.
+func churnSession(url string, n int) (churnSeen, error) {
+	var s churnSeen
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	conn, _, _, err := ws.Dial(ctx, url)
+	cancel()
+	if err != nil {
+		return s, fmt.Errorf("dial: %w", err)
+	}
+	defer conn.Close()
+	if err := wsutil.WriteClientText(conn, []byte(`{"type":"subscribe","channel":"churn"}`)); err != nil {
+		return s, err
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for subscribed := false; len(s.got) < n; {
+		p, op, err := wsutil.ReadServerData(conn)
+		if err != nil {
+			return s, fmt.Errorf("read: %w", err)
+		}
+		if op != ws.OpText {
+			continue
+		}
+		var m histMsg
+		if err := json.Unmarshal(p, &m); err != nil || m.Offset == nil {
+			return s, fmt.Errorf("bad message %s", p)
+		}
+		switch {
+		case !subscribed && m.Type == "subscribed":
+			s.from, subscribed = *m.Offset, true
+		case subscribed && m.Type == "message":
+			s.got = append(s.got, *m.Offset)
+		default:
+			return s, fmt.Errorf("unexpected %s", p)
+		}
+	}
+	return s, nil
 }
