@@ -12,6 +12,8 @@
 #   make compare-tls  shardgate vs Centrifugo, both over wss:// (scripts/compare-tls.sh), results in bench/results/
 #   make vet       go vet
 #   make soak      scripts/soak.sh: 15,000 subscribers for 30 min with churn; PASS/FAIL, report in bench/results/ (ARGS=... adds shardbench soak flags)
+#   make chaos     scripts/chaos.sh: NATS with JetStream + three nodes with history, 3,000 clients, one node
+#                  SIGKILLed mid-flood; exactly once per client or FAIL; report in bench/results/ (ARGS=... adds shardbench chaos flags)
 #   make cluster   NATS + three gateway nodes to try a cluster by hand (scripts/cluster.sh; ARGS=... adds node flags)
 #   make clean     remove build outputs
 
@@ -28,7 +30,7 @@ NODE_DIR := test/node
 # node_modules is older than package-lock.json.
 NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
 
-.PHONY: build run test node-deps fuzz bench bench-go compare compare-tls vet clean cluster soak
+.PHONY: build run test node-deps fuzz bench bench-go compare compare-tls vet clean cluster soak chaos
 
 build:
 	@mkdir -p bin
@@ -85,6 +87,9 @@ compare-tls:
 
 soak:
 	scripts/soak.sh $(ARGS)
+
+chaos:
+	scripts/chaos.sh $(ARGS)
 
 vet:
 	$(GO) vet ./...

@@ -166,6 +166,7 @@ func (c *coordinator) fillChaos(rep *report.Report, total Stats, lat *report.Lat
 		ch.OffsetErrors += r.OffsetErrors
 		ch.Unrecoverable += r.Unrecoverable
 		addCounts(attempts, r.AttemptFailures)
+		ch.Examples = append(ch.Examples, r.Examples...)
 		if err := rec.MergeSnapshot(r.Reconnect); err != nil {
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("worker %d reconnect times: %v", i, err))
 		}

@@ -2,9 +2,12 @@ package loadgen
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"net/url"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,14 +48,20 @@ const deadFor = time.Second
 
 // chaosRec is a chaos connection's recovery state, beside its connRec.
 type chaosRec struct {
-	epoch        string
-	offset       uint64        // offset of the last message taken, or of the subscribed reply
-	droppedAt    time.Duration // loop clock at the drop
-	attempts     uint32        // failed attempts since the drop
-	node         uint16        // node of the current (or last) connection
-	reconnecting bool          // between a drop and the resubscription
-	resync       bool          // recovered:false; the next message restarts the count
-	bad          bool          // saw a duplicate, a reorder or an offset error
+	epoch      string
+	offset     uint64        // offset of the last message taken, or of the subscribed reply
+	droppedAt  time.Duration // loop clock at the drop
+	attempts   uint32        // failed attempts since the drop
+	node       uint16        // node of the current (or last) connection
+	reconnects uint32        // resubscribed after a drop
+	// The last resubscribe: the offset it asked to recover after, and the
+	// subscribed reply's (the channel's latest when it took effect).
+	recoverFrom  uint64
+	subscribedAt uint64
+	lastAnswer   uint8 // 0 none, 1 recovered:true, 2 recovered:false
+	reconnecting bool  // between a drop and the resubscription
+	resync       bool  // recovered:false; the next message restarts the count
+	bad          bool  // saw a duplicate, a reorder or an offset error
 }
 
 type chaosNode struct {
@@ -82,7 +91,9 @@ type chaosResult struct {
 	OffsetErrors    int64            `json:"offset_errors"`
 	Unrecoverable   int64            `json:"unrecoverable"`
 	AttemptFailures map[string]int64 `json:"attempt_failures,omitempty"`
-	Reconnect       hist.Snapshot    `json:"reconnect"`
+	// Examples describe a few clients that lost messages.
+	Examples  []string      `json:"examples,omitempty"`
+	Reconnect hist.Snapshot `json:"reconnect"`
 }
 
 func newChaosWorker(p Plan) (*chaosWorker, error) {
@@ -147,6 +158,8 @@ func (w *worker) chaosSubscribed(r *connRec, ev *target.Event) {
 		return
 	}
 	w.chaos.reconnect.Record(int64(w.loop.Now() - cr.droppedAt))
+	cr.reconnects++
+	cr.recoverFrom, cr.subscribedAt = cr.offset, ev.Offset
 	cr.reconnecting = false
 	cr.attempts = 0
 	w.stats.Reconnecting--
@@ -154,9 +167,11 @@ func (w *worker) chaosSubscribed(r *connRec, ev *target.Event) {
 	r.phase = phaseReady
 	if string(ev.Recovered) == "true" && string(ev.Epoch) == cr.epoch {
 		w.stats.RecoveredTrue++
+		cr.lastAnswer = 1
 		return
 	}
 	w.stats.RecoveredFalse++
+	cr.lastAnswer = 2
 	cr.resync = true
 	cr.epoch, cr.offset = string(ev.Epoch), ev.Offset
 }
@@ -326,6 +341,9 @@ func (w *worker) chaosResult(end *streamEnd) *chaosResult {
 			unknown = end.Unknown[ch]
 		}
 		if lost := missingSeqs(r.lastSeq, w.gaps[i], end.Last[ch], unknown); lost > 0 {
+			if len(res.Examples) < maxChaosExamples {
+				res.Examples = append(res.Examples, w.chaosExample(i, lost, end.Last[ch], unknown))
+			}
 			res.Lost += lost
 			cr.bad = true
 		}
@@ -335,4 +353,39 @@ func (w *worker) chaosResult(end *streamEnd) *chaosResult {
 	}
 	res.Unrecoverable = w.stats.Unrecoverable
 	return res
+}
+
+// maxChaosExamples bounds the clients a worker describes.
+const maxChaosExamples = 5
+
+// chaosExample describes client i, which lost n of the numbers up to last.
+// Numbers whose publish went unanswered are left out (they may never
+// have been stored).
+func (w *worker) chaosExample(i int, n int64, last uint64, unknown []uint64) string {
+	r, cr := &w.recs[i], &w.chaos.recs[i]
+	var missing []string
+	for _, g := range w.gaps[i] {
+		if len(missing) == 4 {
+			missing = append(missing, "...")
+			break
+		}
+		if g.lo == g.hi && slices.Contains(unknown, g.lo) {
+			continue
+		}
+		if g.lo == g.hi {
+			missing = append(missing, fmt.Sprint(g.lo))
+		} else {
+			missing = append(missing, fmt.Sprintf("%d-%d", g.lo, g.hi))
+		}
+	}
+	if r.lastSeq < last {
+		missing = append(missing, fmt.Sprintf("%d-%d", r.lastSeq+1, last))
+	}
+	b := fmt.Sprintf("client %d (started on node %d, now node %d, %d reconnects): %d lost, numbers missing %s",
+		w.plan.First+i, w.firstNode(i)+1, int(cr.node)+1, cr.reconnects, n, strings.Join(missing, ","))
+	if cr.reconnects > 0 {
+		answer := map[uint8]string{0: "none", 1: "recovered:true", 2: "recovered:false"}[cr.lastAnswer]
+		b += fmt.Sprintf("; last resubscribe: recover after offset %d, answered %s with offset %d", cr.recoverFrom, answer, cr.subscribedAt)
+	}
+	return b
 }

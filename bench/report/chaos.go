@@ -52,6 +52,10 @@ type Chaos struct {
 	CaughtUp  bool       `json:"caught_up"` // everything arrived within WaitS of the last publish
 	WaitS     float64    `json:"wait_s"`
 
+	// Examples describe a few clients that lost messages (at most 5 per
+	// worker): which numbers, and their last resubscribe.
+	Examples []string `json:"examples,omitempty"`
+
 	RequireRecovered bool     `json:"require_recovered"`
 	Pass             bool     `json:"pass"`
 	Failures         []string `json:"failures,omitempty"`
@@ -98,6 +102,9 @@ func writeChaos(t *table, c *Chaos) {
 		once = "yes"
 	}
 	t.printf("exactly once", "%s: %s of %s clients got every message once, in order", once, num(c.CleanClients), num(c.Clients))
+	for _, e := range c.Examples {
+		t.printf("lost by", "%s", e)
+	}
 	t.blank()
 }
 
