@@ -33,6 +33,13 @@ import (
 //     is dropped; the first one past it makes the connection an ordinary
 //     subscriber, since live frames of a channel arrive in offset order.
 //
+//   - a read must answer at least as far as the channel's last offset on
+//     the shard when the subscription arrived (what was delivered before
+//     it joined, neither in a page that stops short nor kept). A
+//     networked history may answer from a replica behind its leader;
+//     such a read is made again (a few times at most), the kept frames
+//     staying.
+//
 // So a recovering client gets every message after its offset once, in
 // order, and never an old one after a newer one. The plain path pays
 // nothing: an ordinary subscriber is in the subscriber list as before, a
@@ -74,6 +81,11 @@ type History interface {
 	Read(channel string, from *Position, limit int, done func(HistoryPage, error))
 }
 
+// maxRereads bounds the reads of one subscription whose answer was older
+// than what the shard had delivered (see recovered); past it the last
+// answer is taken.
+const maxRereads = 5
+
 // errNoHistory answers a subscribe whose channel history could not be
 // read; the subscription is undone.
 var errNoHistory = &protocol.Error{Code: protocol.CodeUnavailable, Message: "subscribe failed: history unavailable"}
@@ -94,6 +106,11 @@ type recovery struct {
 	done    bool // left the recovering list: a late result is ignored
 	over    bool // the kept frames went over the send-queue cap
 
+	// seen is the channel's last offset on this shard when the
+	// subscription arrived: what was delivered before it joined, so a
+	// read must answer at least that far (see recovered).
+	seen    uint64
+	rereads uint8
 	kept    []OffsetFrame // reading: live frames, in arrival (= offset) order
 	charged int           // what kept costs, as queued frames would
 	floor   uint64        // settling: the highest offset the client has
@@ -130,7 +147,7 @@ func (s *Shard) subscribeWithHistory(c *conn, req protocol.Request) {
 	if ch == nil {
 		ch = s.openChannel(req.Channel)
 	}
-	rec := &recovery{c: c, ch: ch, id: bytes.Clone(req.ID)}
+	rec := &recovery{c: c, ch: ch, id: bytes.Clone(req.ID), seen: ch.last}
 	if req.Recover != nil {
 		rec.from = &Position{Epoch: req.Recover.Epoch, Offset: req.Recover.Offset}
 	}
@@ -194,6 +211,16 @@ func (s *Shard) recovered(rec *recovery) {
 		return
 	}
 	p := rec.page
+	if p.Latest < rec.seen && (ch.epoch == "" || p.Epoch == ch.epoch) && rec.rereads < maxRereads {
+		// The read answered from before messages this shard had already
+		// delivered when the subscription arrived: a replica behind its
+		// leader (JetStream direct gets). Those messages are neither in
+		// the page nor kept, so answering now would leave a gap: read
+		// again; the kept frames stay.
+		rec.rereads++
+		s.startRead(rec)
+		return
+	}
 	ok := rec.from != nil && p.Complete
 	if p.Epoch != "" {
 		ch.epoch = p.Epoch

@@ -260,3 +260,28 @@ func TestCloseChannelClosesItsSubscribersAndRecoveringOnesWith4010(t *testing.T)
 	other.expectMessages(7)
 	other.sync()
 }
+
+func TestReadOlderThanWhatTheShardDeliveredIsReadAgain(t *testing.T) {
+	s, h := newHistoryShard(t, nil)
+	first := attachPeer(t, s)
+	first.send(ws.OpText, `{"type":"subscribe","channel":"c"}`)
+	(<-h.reads).done(HistoryPage{Epoch: "e1", Latest: 4}, nil)
+	first.expectText(`{"type":"subscribed","channel":"c","epoch":"e1","offset":4}`)
+	broadcastAt(t, s, "c", 5, 6)
+	first.expectMessages(5, 6)
+
+	// The next subscriber's read comes from a replica that has only 5:
+	// 6 was delivered before it joined, so it would never get it.
+	p := attachPeer(t, s)
+	p.send(ws.OpText, `{"type":"subscribe","channel":"c","recover":{"epoch":"e1","offset":4}}`)
+	(<-h.reads).done(HistoryPage{Epoch: "e1", Latest: 5, Frames: framesAt(5), Complete: true}, nil)
+	again := <-h.reads
+	if again.from == nil || *again.from != (Position{"e1", 4}) {
+		t.Fatalf("read again from %+v", again.from)
+	}
+	broadcastAt(t, s, "c", 7) // kept across the second read
+	again.done(HistoryPage{Epoch: "e1", Latest: 6, Frames: framesAt(5, 6), Complete: true}, nil)
+	p.expectText(`{"type":"subscribed","channel":"c","epoch":"e1","offset":6,"recovered":true}`)
+	p.expectMessages(5, 6, 7)
+	p.sync()
+}
