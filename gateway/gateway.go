@@ -26,7 +26,13 @@
 // task (a broadcast, an attach, a callback's outcome), so every callback a
 // shard hands out (a publish's done, a channel's ready) may run under the
 // broker's locks: it only queues. The broker calls the dispatcher, its
-// done and ready callbacks and OnDisconnect under no lock of its own.
+// done and ready callbacks and OnDisconnect under no lock of its own,
+// with one exception: historyBroker holds a follower session's mu across
+// its delivery to the dispatcher, so that no message of an ended session
+// (lost, or stopped when the last subscriber left) reaches a shard after
+// its end. Nothing there blocks: the dispatcher only queues. Follower
+// Stop, which may wait for nats.go's lock during a reconnect, runs under
+// none of these locks, on a goroutine of its own.
 package gateway
 
 import (
