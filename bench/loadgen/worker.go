@@ -360,8 +360,12 @@ func (w *worker) OnOpen(c *client.Conn) {
 		return
 	}
 	r := &w.recs[c.Tag]
-	w.handshake.Record(int64(c.HandshakeTime()))
-	w.stats.LastOpen = time.Now().UnixNano()
+	// A chaos client's reconnection is timed as a whole (drop to
+	// subscribed), not as one more setup.
+	if w.chaos == nil || !w.chaos.recs[c.Tag].reconnecting {
+		w.handshake.Record(int64(c.HandshakeTime()))
+		w.stats.LastOpen = time.Now().UnixNano()
+	}
 	hello, ready := w.tgt.AppendHello(w.msg[:0])
 	w.msg = hello
 	r.phase = phaseHello

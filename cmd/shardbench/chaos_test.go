@@ -89,6 +89,9 @@ func TestChaosClientsRecoverAcrossDrops(t *testing.T) {
 	if c.Reconnect.Count != uint64(c.Reconnects) || c.Reconnect.MaxMS <= 0 {
 		t.Fatalf("reconnect times: %+v", c.Reconnect)
 	}
+	if rep.Connect.Handshake.Count != 100 || rep.Connect.Opened != 100 {
+		t.Fatalf("setup counts reconnections: %d handshakes, %d opened", rep.Connect.Handshake.Count, rep.Connect.Opened)
+	}
 }
 
 // A gateway restarted mid-stream (drained, then a new process on the same
