@@ -405,12 +405,14 @@ func (b *historyBroker) end(channel string, s *session, cause error) {
 	if fo := b.follows[channel]; fo != nil && fo.sess == s {
 		delete(b.follows, channel)
 	}
+	prev := b.halting[channel]
 	b.halting[channel] = s
 	closed := b.closed
 	b.mu.Unlock()
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
+		waitSettled(prev)
 		if f != nil {
 			f.Stop() // harmless after lost; releases an overloaded one
 		}
@@ -432,15 +434,26 @@ func (b *historyBroker) haltLocked(channel string, s *session) {
 	if was {
 		return
 	}
+	prev := b.halting[channel]
 	b.halting[channel] = s
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
+		waitSettled(prev)
 		if f != nil {
 			f.Stop()
 		}
 		b.settle(channel, s)
 	}()
+}
+
+// waitSettled waits until an earlier session of the same channel, if
+// any, has settled: halting names only the newest one, so the newest
+// settles last and a starter that waits for it waits for all.
+func waitSettled(prev *session) {
+	if prev != nil {
+		<-prev.settled
+	}
 }
 
 func (b *historyBroker) settle(channel string, s *session) {
