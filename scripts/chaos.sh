@@ -28,7 +28,9 @@
 # (shardbench workers, default 1), NODE_ARGS (more shardgate flags),
 # NATS_PORT (default 14222), WS_BASE (default 18080: nodes on +1..+3),
 # ADMIN_BASE (default 19090), OUT (results directory, default
-# bench/results).
+# bench/results), BUILD_COMMIT (what the report names as the build, for a
+# tree that is not a git checkout, such as a `git archive` export;
+# default: git's HEAD, marked when the tree has uncommitted changes).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -53,6 +55,12 @@ NODES=3
 if ! [[ $KILL_NODE =~ ^[1-3]$ ]]; then
 	echo "chaos.sh: KILL_NODE must be 1, 2 or 3" >&2
 	exit 2
+fi
+
+# What is built is what the report names: the commit now, not at the end.
+commit=${BUILD_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+if [ -z "${BUILD_COMMIT:-}" ] && [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+	commit="$commit (with uncommitted changes)"
 fi
 
 echo "==> building bin/shardgate bin/shardbench bin/nats-server"
@@ -183,10 +191,6 @@ case $status in
 *) verdict="ERROR: shardbench exited with status $status" ;;
 esac
 
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-	commit="$commit (with uncommitted changes)"
-fi
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown)
 {
 	echo "# Chaos run $started: $verdict"
