@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,11 +49,9 @@ func TestChaosClientsRecoverAcrossDrops(t *testing.T) {
 	go func() {
 		cuts := 0
 		defer func() { cutsDone <- cuts }()
-		// The stream starts once 100 clients are up (well under a second);
-		// cut from 1.5 s to about 3.5 s of its 4 s.
-		select {
-		case <-time.After(1500 * time.Millisecond):
-		case <-stop:
+		// The stream starts once every client has subscribed: cut from
+		// its first publish on, five times 400 ms apart.
+		if !waitPublished(s.adminURL, stop) {
 			return
 		}
 		for i := 0; i < 5; i++ {
@@ -112,7 +111,9 @@ func TestChaosRestartCountsRecoveredFalse(t *testing.T) {
 
 			restarted := make(chan func(), 1)
 			go func() {
-				time.Sleep(1500 * time.Millisecond)
+				// Once the stream runs (every client subscribed), a second in.
+				waitPublished(admin, make(chan struct{}))
+				time.Sleep(time.Second)
 				stopFirst()
 				time.Sleep(300 * time.Millisecond)
 				_, stop := runGateway(t, cfg)
@@ -141,6 +142,27 @@ func TestChaosRestartCountsRecoveredFalse(t *testing.T) {
 				t.Fatalf("-require-recovered passed with %d recovered:false", c.RecoveredFalse)
 			}
 		})
+	}
+}
+
+// waitPublished polls the gateway's metrics until it has taken a publish
+// through its API; false when stop closes first.
+func waitPublished(adminURL string, stop <-chan struct{}) bool {
+	for {
+		if resp, err := http.Get(adminURL + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(line, `shardgate_publishes_total{source="api"}`) && !strings.HasSuffix(line, " 0") {
+					return true
+				}
+			}
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-stop:
+			return false
+		}
 	}
 }
 
