@@ -52,13 +52,22 @@ func (s source) Latest(channel string, done history.Done) {
 
 func (s source) Since(channel string, from history.Position, limit int, done history.Done) {
 	s.run(done, func(ctx context.Context) (history.Page, error) {
+		// Latest first, then the messages: a message stored between the
+		// two reads is then in the page (and the page's latest covers
+		// it). The other order announced a latest past messages the page
+		// did not hold, and the shard, which drops live frames at or
+		// below what it announced, lost them: the chaos run caught it
+		// (bench/results/2026-11-30-chaos.md).
+		latest, err := s.h.Latest(ctx, channel)
+		if err != nil {
+			return history.Page{}, err
+		}
 		msgs, whole, err := s.h.Since(ctx, channel, Position(from), limit)
 		if err != nil {
 			return history.Page{}, err
 		}
-		latest, err := s.h.Latest(ctx, channel)
-		if err != nil {
-			return history.Page{}, err
+		if n := len(msgs); n > 0 && msgs[n-1].Offset > latest.Offset {
+			latest.Offset = msgs[n-1].Offset
 		}
 		p := page(latest.Epoch, latest.Offset, msgs)
 		p.Complete = whole && (from.Epoch == "" || from.Epoch == latest.Epoch)
