@@ -203,3 +203,78 @@ func TestSource(t *testing.T) {
 		t.Fatalf("Latest page %+v %v", a.p, a.err)
 	}
 }
+
+// TestSourceSinceHoldsEverythingUpToItsLatestWhilePublishing: while a
+// publisher floods the channel, every complete page Since answers holds
+// every message after the asked offset up to the latest offset it
+// announces. A page that announced a latest past messages it did not hold
+// made the shard drop those messages for good (it skips live frames at or
+// below what it announced): the chaos run's loss, fixed by reading the
+// latest first.
+func TestSourceSinceHoldsEverythingUpToItsLatestWhilePublishing(t *testing.T) {
+	s := startJS(t, -1, "")
+	h := open(t, natstest.URL(s), testConfig())
+	src := h.Source(5 * time.Second)
+	first := publishMany(t, []*History{h}, "flood", 1, 1)[0]
+
+	stop := make(chan struct{})
+	pubDone := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				pubDone <- nil
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := h.Publish(ctx, "flood", []byte(`{"n":1}`))
+			cancel()
+			if err != nil {
+				pubDone <- err
+				return
+			}
+		}
+	}()
+
+	type answer struct {
+		p   history.Page
+		err error
+	}
+	ch := make(chan answer, 1)
+	var pages []history.Page
+	for range 50 {
+		src.Since("flood", history.Position{Epoch: h.Epoch(), Offset: first}, 1000, func(p history.Page, err error) { ch <- answer{p, err} })
+		a := <-ch
+		if a.err != nil {
+			t.Fatal(a.err)
+		}
+		if a.p.Complete {
+			pages = append(pages, a.p)
+		}
+	}
+	close(stop)
+	if err := <-pubDone; err != nil {
+		t.Fatalf("publisher: %v", err)
+	}
+	if len(pages) == 0 {
+		t.Fatal("no complete page while publishing")
+	}
+
+	// What the stream holds after the first message, read at rest.
+	all, whole, err := h.Since(ctx10(t), "flood", Position{Epoch: h.Epoch(), Offset: first}, 100000)
+	if err != nil || !whole {
+		t.Fatalf("final read: whole=%v err=%v", whole, err)
+	}
+	for i, p := range pages {
+		want := 0
+		for _, m := range all {
+			if m.Offset <= p.Latest {
+				want++
+			}
+		}
+		if len(p.Messages) != want {
+			t.Fatalf("page %d announced latest %d but held %d of the %d messages up to it", i, p.Latest, len(p.Messages), want)
+		}
+	}
+}
