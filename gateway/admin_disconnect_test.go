@@ -20,7 +20,17 @@ import (
 func dialAs(t testing.TB, g *testGateway, sub string) *wstest.Client {
 	t.Helper()
 	tok := signToken(t, testAuthSecret, jwt.MapClaims{"sub": sub, "channels": []string{"*"}})
-	return wstest.Dial(t, g.wsURL(), bearer(tok))
+	c := wstest.Dial(t, g.wsURL(), bearer(tok))
+	// The acceptor writes the 101 before the shard has attached the
+	// connection, so a disconnect posted the moment Dial returns could
+	// reach the shard first and find no one to kick. A ping's pong comes
+	// from the shard: after it, the connection is there.
+	c.WriteFrame(ws.MaskFrame(ws.NewPingFrame([]byte("attached?"))))
+	h, p, err := c.ReadFrame(wstest.DefaultTimeout)
+	if err != nil || h.OpCode != ws.OpPong || string(p) != "attached?" {
+		t.Fatalf("%v: waiting for the pong that proves the attach: %v %v %q", c, err, h.OpCode, p)
+	}
+	return c
 }
 
 // expectKicked checks that c is closed with 4003 "disconnected": it reads
