@@ -19,6 +19,9 @@ func (p *peer) readToEOF() []byte {
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := unix.Read(p.fd, buf)
+		if err == unix.EINTR {
+			continue // the runtime's preemption signal, not the peer
+		}
 		if err != nil {
 			p.t.Fatalf("read: %v (after %d bytes)", err, len(out))
 		}
