@@ -455,3 +455,34 @@ func churnSession(url string, n int) (churnSeen, error) {
 	}
 	return s, nil
 }
+
+// TestClusterEmptyChannelHasOffsetZero: in a cluster, as on one node, a
+// channel with no message yet answers offset 0 (SPEC), even though other
+// channels have moved the stream's sequence on; its first message then
+// carries an offset above 0 and a client recovering from 0 gets it.
+func TestClusterEmptyChannelHasOffsetZero(t *testing.T) {
+	srv := startJetStream(t, t.TempDir(), -1)
+	url := natstest.URL(srv)
+	a, b := startHistoryNode(t, url, 100), startHistoryNode(t, url, 100)
+	for i := range 3 {
+		b.publishOffset("busy", fmt.Sprint(i)) // the stream's sequence moves on
+	}
+	c := wstest.Dial(t, a.wsURL(), nil)
+	sub := subscribeHist(t, c, "quiet", "", 0)
+	if *sub.Offset != 0 {
+		t.Fatalf("subscribed to a channel with no message: offset %d, want 0", *sub.Offset)
+	}
+	off, _ := b.publishOffset("quiet", `"first"`)
+	if off == 0 {
+		t.Fatal("the first message of a channel has offset 0")
+	}
+	expectData(t, c, "quiet", 0, `"first"`)
+	c.Close()
+
+	r := wstest.Dial(t, b.wsURL(), nil)
+	rec := subscribeHist(t, r, "quiet", *sub.Epoch, 0)
+	if rec.Recovered == nil || !*rec.Recovered || *rec.Offset != off {
+		t.Fatalf("recover from 0 on another node: %+v, want recovered at offset %d", rec, off)
+	}
+	expectData(t, r, "quiet", 0, `"first"`)
+}

@@ -93,9 +93,11 @@
 // (recreating does).
 //
 // Latest of a channel holding no message is the stream's last sequence,
-// not 0 (only an empty stream answers 0): offsets are positions in one
-// stream shared by all channels, and a position of 0 could not be
-// vouched for once the stream's first messages expired.
+// not 0 (only an empty stream answers 0): it is where a Follow starts.
+// The gateway's Source announces 0 for such a channel instead, as the
+// SPEC says (heldLatest); a client recovering from 0 then recovers when
+// the channel's messages are provably all held, and gets recovered:false
+// otherwise, which is safe.
 //
 // # Costs (measured, TestCostPerChannel, 2-core VM, one process)
 //

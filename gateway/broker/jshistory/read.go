@@ -215,6 +215,21 @@ func (h *History) Latest(ctx context.Context, channel string) (Position, error) 
 	return Position{Epoch: h.Epoch(), Offset: st.LastSeq}, nil
 }
 
+// heldLatest is the offset of the newest message channel holds, 0 when
+// it holds none (SPEC: a channel with no message has offset 0). Unlike
+// Latest, it never answers the stream's position.
+func (h *History) heldLatest(ctx context.Context, channel string) (Position, error) {
+	tok, ok := token(channel)
+	if !ok {
+		return Position{}, fmt.Errorf("%w: %q", ErrBadChannel, channel)
+	}
+	if err := h.ensureCurrent(ctx); err != nil {
+		return Position{}, err
+	}
+	seq, err := h.lastSeq(ctx, tok)
+	return Position{Epoch: h.Epoch(), Offset: seq}, err
+}
+
 // Since returns the channel's messages after from.Offset in ascending
 // order, at most limit of them, and whether they are complete: from's
 // epoch is the current one, no message after from.Offset was evicted (see

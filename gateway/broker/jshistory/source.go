@@ -43,9 +43,13 @@ func page(epoch string, latest uint64, msgs []Message) history.Page {
 	return p
 }
 
+// The gateway's reads announce a channel's offset to clients, and the
+// SPEC gives a channel with no message offset 0; History.Latest answers
+// the stream's position there instead (what a Follow must start from), so
+// the reads here use heldLatest: the last message the channel holds, or 0.
 func (s source) Latest(channel string, done history.Done) {
 	s.run(done, func(ctx context.Context) (history.Page, error) {
-		pos, err := s.h.Latest(ctx, channel)
+		pos, err := s.h.heldLatest(ctx, channel)
 		return history.Page{Epoch: pos.Epoch, Latest: pos.Offset}, err
 	})
 }
@@ -58,7 +62,7 @@ func (s source) Since(channel string, from history.Position, limit int, done his
 		// did not hold, and the shard, which drops live frames at or
 		// below what it announced, lost them: the chaos run caught it
 		// (bench/results/2026-11-30-chaos.md).
-		latest, err := s.h.Latest(ctx, channel)
+		latest, err := s.h.heldLatest(ctx, channel)
 		if err != nil {
 			return history.Page{}, err
 		}
