@@ -137,43 +137,7 @@ func TestChromiumClient(t *testing.T) {
 
 	proc := startChromium(t, browser, page.URL+"/")
 
-	deadline := time.NewTimer(60 * time.Second)
-	defer deadline.Stop()
-	var final pageEvent
-wait:
-	for {
-		select {
-		case ev := <-events:
-			t.Logf("page: %s", ev.Step)
-			switch ev.Step {
-			case "subscribed":
-				g.mustPublish(channel, `{"from":"admin"}`)
-			case "api_message":
-				checkJSON(t, "api message", ev.Message, `{"type":"message","channel":"clients-test","data":{"from":"admin"}}`)
-			case "done":
-				final = ev
-				break wait
-			case "failed":
-				t.Fatalf("page failed after steps %v: %s", ev.Steps, ev.Error)
-			default:
-				t.Fatalf("page sent unknown step %q", ev.Step)
-			}
-		case <-proc.exited:
-			t.Fatalf("chromium exited before the page finished: %v", proc.waitErr)
-		case <-deadline.C:
-			t.Fatalf("no result from the page within 60s")
-		}
-	}
-
-	if !final.OK || !final.WasClean || final.Code != 1000 {
-		t.Errorf("close event: wasClean=%v code=%d reason=%q, want a clean 1000", final.WasClean, final.Code, final.Reason)
-	}
-	checkJSON(t, "published ack", final.Published, `{"type":"published","channel":"clients-test","id":"c1"}`)
-	checkJSON(t, "own message", final.OwnMessage, `{"type":"message","channel":"clients-test","data":{"from":"chromium"}}`)
-	wantSteps := "open subscribed api_message published closed done"
-	if got := strings.Join(final.Steps, " "); got != wantSteps {
-		t.Errorf("steps %q, want %q", got, wantSteps)
-	}
+	checkPageRun(t, awaitPage(t, proc, events, func() { g.mustPublish(channel, `{"from":"admin"}`) }))
 
 	if ok := g.metricSum("shardgate_upgrades_total", "result", "ok"); ok < 1 {
 		t.Errorf("shardgate_upgrades_total{result=ok} = %v, want >= 1", ok)
@@ -631,4 +595,56 @@ func lastLine(s string) string {
 		return s[i+1:]
 	}
 	return s
+}
+
+// awaitPage follows the test page's steps until it is done, publishing
+// through publish when the page has subscribed, and returns its final
+// report. It fails the test when the page fails, Chromium exits, or 60 s
+// pass.
+func awaitPage(t *testing.T, proc *chromium, events <-chan pageEvent, publish func()) pageEvent {
+	t.Helper()
+	deadline := time.NewTimer(60 * time.Second)
+	defer deadline.Stop()
+	var final pageEvent
+wait:
+	for {
+		select {
+		case ev := <-events:
+			t.Logf("page: %s", ev.Step)
+			switch ev.Step {
+			case "subscribed":
+				publish()
+			case "api_message":
+				checkJSON(t, "api message", ev.Message, `{"type":"message","channel":"clients-test","data":{"from":"admin"}}`)
+			case "done":
+				final = ev
+				break wait
+			case "failed":
+				t.Fatalf("page failed after steps %v: %s", ev.Steps, ev.Error)
+			default:
+				t.Fatalf("page sent unknown step %q", ev.Step)
+			}
+		case <-proc.exited:
+			t.Fatalf("chromium exited before the page finished: %v", proc.waitErr)
+		case <-deadline.C:
+			t.Fatalf("no result from the page within 60s")
+		}
+	}
+	return final
+}
+
+// checkPageRun checks the page's final report: every step in order, the
+// admin's message, the page's own publish acknowledged and echoed, and a
+// clean 1000 close.
+func checkPageRun(t *testing.T, final pageEvent) {
+	t.Helper()
+	if !final.OK || !final.WasClean || final.Code != 1000 {
+		t.Errorf("close event: wasClean=%v code=%d reason=%q, want a clean 1000", final.WasClean, final.Code, final.Reason)
+	}
+	checkJSON(t, "published ack", final.Published, `{"type":"published","channel":"clients-test","id":"c1"}`)
+	checkJSON(t, "own message", final.OwnMessage, `{"type":"message","channel":"clients-test","data":{"from":"chromium"}}`)
+	wantSteps := "open subscribed api_message published closed done"
+	if got := strings.Join(final.Steps, " "); got != wantSteps {
+		t.Errorf("steps %q, want %q", got, wantSteps)
+	}
 }

@@ -153,42 +153,7 @@ func TestChromiumClientOverTLS(t *testing.T) {
 	proc := startChromium(t, browser, page.URL+"/",
 		"--ignore-certificate-errors-spki-list="+g.leaf.SPKIHash())
 
-	deadline := time.NewTimer(60 * time.Second)
-	defer deadline.Stop()
-	var final pageEvent
-wait:
-	for {
-		select {
-		case ev := <-events:
-			t.Logf("page: %s", ev.Step)
-			switch ev.Step {
-			case "subscribed":
-				g.mustPublish(channel, `{"from":"admin"}`)
-			case "api_message":
-				checkJSON(t, "api message", ev.Message, `{"type":"message","channel":"clients-test","data":{"from":"admin"}}`)
-			case "done":
-				final = ev
-				break wait
-			case "failed":
-				t.Fatalf("page failed after steps %v: %s", ev.Steps, ev.Error)
-			default:
-				t.Fatalf("page sent unknown step %q", ev.Step)
-			}
-		case <-proc.exited:
-			t.Fatalf("chromium exited before the page finished: %v", proc.waitErr)
-		case <-deadline.C:
-			t.Fatalf("no result from the page within 60s")
-		}
-	}
-
-	if !final.OK || !final.WasClean || final.Code != 1000 {
-		t.Errorf("close event: wasClean=%v code=%d reason=%q, want a clean 1000", final.WasClean, final.Code, final.Reason)
-	}
-	checkJSON(t, "published ack", final.Published, `{"type":"published","channel":"clients-test","id":"c1"}`)
-	checkJSON(t, "own message", final.OwnMessage, `{"type":"message","channel":"clients-test","data":{"from":"chromium"}}`)
-	if got, want := strings.Join(final.Steps, " "), "open subscribed api_message published closed done"; got != want {
-		t.Errorf("steps %q, want %q", got, want)
-	}
+	checkPageRun(t, awaitPage(t, proc, events, func() { g.mustPublish(channel, `{"from":"admin"}`) }))
 	g.waitMetric(1, "shardgate_upgrades_total", "result", "ok")
 	g.waitMetric(1, "shardgate_disconnects_total", "reason", "client_close")
 }
