@@ -22,7 +22,8 @@ const (
 	Stalled
 )
 
-// Proxy is a TCP proxy to a NATS server whose connections can be frozen.
+// Proxy is a TCP proxy (to a NATS server, or any TCP server) whose
+// connections can be frozen or cut.
 // While it is not Flowing, new connections are accepted and left silent
 // (a NATS client then waits for the server's INFO until its timeout).
 type Proxy struct {
@@ -51,6 +52,10 @@ func NewProxy(t testing.TB, target string) *Proxy {
 }
 
 func (p *Proxy) URL() string { return "nats://" + p.ln.Addr().String() }
+
+// Addr is the proxy's listening address, host:port: the proxy forwards any
+// TCP protocol (the WebSocket client tests cut links through it too).
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
 func (p *Proxy) SetMode(m ProxyMode) {
 	p.mu.Lock()
