@@ -18,7 +18,7 @@ type Proxy struct {
 	mu      sync.Mutex
 	closed  bool
 	held    bool
-	changed chan struct{} // closed and replaced when held or closed changes
+	changed chan struct{}     // closed and replaced when held or closed changes
 	conns   map[net.Conn]bool // true: a client's side
 }
 
