@@ -213,7 +213,7 @@ func (s *Shard) consumePartial(c *conn) {
 func (s *Shard) decode(c *conn, data []byte) (n int, ok bool) {
 	c.lastRead = s.now()
 	s.cur = c
-	n, err := c.dec.Decode(data, s.opts.MaxMessageBytes, s.pool, s.onFrame)
+	n, err := c.dec.Decode(data, s.rules, s.pool, s.onFrame)
 	s.cur = nil
 	if c.state == stateClosed {
 		return n, false

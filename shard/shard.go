@@ -85,6 +85,17 @@ type Options struct {
 	History History
 	// RecoverMax is the most messages one recovery replays.
 	RecoverMax int
+
+	// Echo makes the shard an echo server, for conformance tests (the
+	// Autobahn suite, test/autobahn): every complete data message goes
+	// back to its sender as it came, text as text and binary as binary,
+	// instead of being read as a request, and binary messages are accepted
+	// rather than closed with 1003. Everything else is the production
+	// path: the loop, the frame decoder and its limits, reassembly, UTF-8
+	// checks, control frames, pongs, heartbeats, the close handshake and
+	// the outbound queue. The gateway never sets it; it is read once, in
+	// New, so the production path pays nothing for it (see echo.go).
+	Echo bool
 }
 
 // Shard owns connections. See the package doc for the threading model.
@@ -119,7 +130,8 @@ type Shard struct {
 	stats         stats
 	overflowed    []*conn                                 // recovering connections over the cap in this batch (recovery.go)
 	cur           *conn                                   // the connection being decoded
-	onFrame       func(op ws.OpCode, payload []byte) bool // s.handleFrame, bound once
+	onFrame       func(op ws.OpCode, payload []byte) bool // s.handleFrame (s.echoFrame with Options.Echo), bound once
+	rules         wsframe.Rules                           // what the decoder accepts, from Options
 	pingFrame     []byte                                  // shared, read-only
 }
 
@@ -175,6 +187,11 @@ func New(opts Options) (*Shard, error) {
 	}
 	s.lastPass.Store(time.Now().UnixNano())
 	s.onFrame = s.handleFrame
+	s.rules = wsframe.Rules{MaxMessage: opts.MaxMessageBytes}
+	if opts.Echo {
+		s.onFrame = s.echoFrame
+		s.rules.Binary = true
+	}
 	p, err := poller.New(s.log)
 	if err != nil {
 		return nil, fmt.Errorf("shard %d: %w", opts.ID, err)

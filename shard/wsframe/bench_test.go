@@ -82,7 +82,7 @@ func BenchmarkDecode(b *testing.B) {
 			b.SetBytes(int64(len(buf)))
 			b.ReportAllocs()
 			for b.Loop() {
-				n, err := d.Decode(buf, testMaxMessage, pool, fn)
+				n, err := d.Decode(buf, testRules, pool, fn)
 				if err != nil || n != len(buf) {
 					b.Fatalf(
 						"Decode = %d, %v; want %d, nil",

@@ -31,6 +31,21 @@ type Allocator interface {
 	Put(b *[]byte)
 }
 
+// Rules are what a Decoder accepts beyond RFC 6455's own framing rules:
+// the size bound of a message and the kinds of message the server serves.
+// They belong to the server, not to a connection, so one value serves
+// every Decode call of a shard.
+type Rules struct {
+	// MaxMessage bounds the payload of one data message, summed over its
+	// fragments; a negative value counts as 0. Control frames are bounded
+	// by the protocol's 125 bytes instead.
+	MaxMessage int
+	// Binary accepts binary messages. The gateway speaks JSON text only
+	// and leaves it false: a binary frame then fails with 1003. The
+	// Autobahn echo server (test/autobahn) sets it.
+	Binary bool
+}
+
 // Decoder holds what must survive between reads of one connection: the
 // state of a fragmented message in progress. It is two words; the zero value
 // is ready to use and is what an idle connection between messages holds.
@@ -55,7 +70,8 @@ type Decoder struct {
 // caller may move or grow that tail between calls.
 //
 // Payloads are unmasked in place: the consumed part of buf is modified. fn is
-// called with each complete text message and with each control frame (ping,
+// called with each complete data message (text, or binary if rules allow
+// it) and with each control frame (ping,
 // pong, close), in wire order; control frames that arrive between the
 // fragments of a message are delivered as they come, and the message
 // continues afterwards. A payload of an unfragmented frame is a slice of buf;
@@ -66,12 +82,12 @@ type Decoder struct {
 // consumed so far, which include that frame; the gateway does that after a
 // close frame, which ends the connection's input.
 //
-// maxMessage bounds the payload of one text message, summed over its
-// fragments; a negative value counts as 0. Control frames are bounded by the
-// protocol's 125 bytes instead. A header that would take the message past
-// maxMessage fails as soon as its length field is in, before any of the
-// payload is buffered. Only a fragmented message uses alloc; alloc may be
-// nil, in which case reassembly buffers come from the heap.
+// rules.MaxMessage bounds the payload of one data message, summed over its
+// fragments. A header that would take the message past it fails as soon as
+// its length field is in, before any of the payload is buffered. Every call
+// for one Decoder must pass the same rules. Only a fragmented message uses
+// alloc; alloc may be nil, in which case reassembly buffers come from the
+// heap.
 //
 // A violation of the protocol returns a *CloseError with the status code the
 // server must close with, and n is the offset of the offending frame:
@@ -80,17 +96,17 @@ type Decoder struct {
 //     bytes, a continuation frame with no message in progress, a text or
 //     binary frame while one is, a 64-bit length with its top bit set, a
 //     close payload of 1 byte or with a code not allowed on the wire;
-//   - 1003 (ws.StatusUnsupportedData): a binary frame;
+//   - 1003 (ws.StatusUnsupportedData): a binary frame, unless rules.Binary;
 //   - 1007 (ws.StatusInvalidFramePayloadData): a text message, or a close
 //     reason, that is not valid UTF-8;
-//   - 1009 (ws.StatusMessageTooBig): a message longer than maxMessage.
+//   - 1009 (ws.StatusMessageTooBig): a message longer than rules.MaxMessage.
 //
 // Checks run in the order their bytes arrive (first two header bytes, the
 // extended length, then the payload), so the same input fails the same way
 // however it is split across calls. After an error the reassembly buffer is
 // already back in alloc, and d must not be used again until Reset.
-func (d *Decoder) Decode(buf []byte, maxMessage int, alloc Allocator, fn func(op ws.OpCode, payload []byte) bool) (n int, err error) {
-	maxMessage = max(maxMessage, 0)
+func (d *Decoder) Decode(buf []byte, rules Rules, alloc Allocator, fn func(op ws.OpCode, payload []byte) bool) (n int, err error) {
+	maxMessage := max(rules.MaxMessage, 0)
 	for {
 		frame := buf[n:]
 		if len(frame) < 2 {
@@ -113,7 +129,7 @@ func (d *Decoder) Decode(buf []byte, maxMessage int, alloc Allocator, fn func(op
 			return n, d.fail(alloc, ws.StatusProtocolError, "continuation frame with no message in progress")
 		case !control && op != ws.OpContinuation && d.op != ws.OpContinuation:
 			return n, d.fail(alloc, ws.StatusProtocolError, "new message while a fragmented one is in progress")
-		case op == ws.OpBinary:
+		case op == ws.OpBinary && !rules.Binary:
 			return n, d.fail(alloc, ws.StatusUnsupportedData, "binary messages not supported")
 		}
 
@@ -268,7 +284,7 @@ func put(alloc Allocator, b *[]byte) {
 // size the buffer that collects a partial frame before reading more.
 //
 // Need does not validate the header. On a tail that Decode left unconsumed
-// it is at most ws.MaxHeaderSize plus maxMessage (or plus 125 for a control
+// it is at most ws.MaxHeaderSize plus rules.MaxMessage (or plus 125 for a control
 // frame), because Decode rejects a longer frame as soon as its length field
 // is in.
 // On unchecked input a declared length that does not fit an int gives

@@ -22,7 +22,7 @@ func (c testCase) wantResult() result {
 func TestDecode(t *testing.T) {
 	for _, test := range testCases {
 		t.Run(test.name, func(t *testing.T) {
-			got := feed(t, [][]byte{test.data()}, test.maxMessage())
+			got := feed(t, [][]byte{test.data()}, test.rules())
 			want := test.wantResult()
 			if test.code != 0 {
 				// The offset of the offending frame is checked against
@@ -41,17 +41,17 @@ func TestDecodeSplit(t *testing.T) {
 	for _, test := range testCases {
 		t.Run(test.name, func(t *testing.T) {
 			data := test.data()
-			want := feed(t, [][]byte{clone(data)}, test.maxMessage())
+			want := feed(t, [][]byte{clone(data)}, test.rules())
 
 			bytewise := make([][]byte, len(data))
 			for i := range data {
 				bytewise[i] = data[i : i+1 : i+1]
 			}
-			verifyResult(t, "byte by byte", feed(t, cloneAll(bytewise), test.maxMessage()), want)
+			verifyResult(t, "byte by byte", feed(t, cloneAll(bytewise), test.rules()), want)
 
 			for _, at := range splitPoints(len(data)) {
 				chunks := [][]byte{data[:at], data[at:]}
-				verifyResult(t, "split at "+strconv.Itoa(at), feed(t, cloneAll(chunks), test.maxMessage()), want)
+				verifyResult(t, "split at "+strconv.Itoa(at), feed(t, cloneAll(chunks), test.rules()), want)
 				if t.Failed() {
 					return
 				}
@@ -94,7 +94,7 @@ func TestDecodeZeroCopy(t *testing.T) {
 	buf := append(text("hello").client(), ping("p").client()...)
 	var d Decoder
 	var calls int
-	_, err := d.Decode(buf, testMaxMessage, nil, func(op ws.OpCode, p []byte) bool {
+	_, err := d.Decode(buf, testRules, nil, func(op ws.OpCode, p []byte) bool {
 		calls++
 		start := uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
 		at := uintptr(unsafe.Pointer(unsafe.SliceData(p)))
@@ -141,7 +141,7 @@ func TestDecoderState(t *testing.T) {
 	var d Decoder
 	decode := func(f testFrame) {
 		t.Helper()
-		n, err := d.Decode(f.client(), testMaxMessage, alloc, func(ws.OpCode, []byte) bool { return true })
+		n, err := d.Decode(f.client(), testRules, alloc, func(ws.OpCode, []byte) bool { return true })
 		if err != nil || n != len(f.client()) {
 			t.Fatalf(
 				"Decode(%v) = %d, %v",
@@ -196,7 +196,7 @@ func TestDecodeResetAfterError(t *testing.T) {
 	alloc := newTestAllocator(t)
 	var d Decoder
 	bad := append(first("abc").client(), text("x").client()...)
-	_, err := d.Decode(bad, testMaxMessage, alloc, func(ws.OpCode, []byte) bool { return true })
+	_, err := d.Decode(bad, testRules, alloc, func(ws.OpCode, []byte) bool { return true })
 	if closeCode(t, err) != ws.StatusProtocolError {
 		t.Fatalf(
 			"Decode: %v, want 1002",
@@ -205,7 +205,7 @@ func TestDecodeResetAfterError(t *testing.T) {
 	}
 	d.Reset(alloc)
 	var got []message
-	_, err = d.Decode(last("x").client(), testMaxMessage, alloc, func(op ws.OpCode, p []byte) bool {
+	_, err = d.Decode(last("x").client(), testRules, alloc, func(op ws.OpCode, p []byte) bool {
 		got = append(got, msg(op, string(p)))
 		return true
 	})
@@ -216,7 +216,7 @@ func TestDecodeResetAfterError(t *testing.T) {
 		)
 	}
 	d.Reset(alloc)
-	_, err = d.Decode(text("y").client(), testMaxMessage, alloc, func(op ws.OpCode, p []byte) bool {
+	_, err = d.Decode(text("y").client(), testRules, alloc, func(op ws.OpCode, p []byte) bool {
 		got = append(got, msg(op, string(p)))
 		return true
 	})
@@ -263,7 +263,7 @@ func TestDecodeAllocs(t *testing.T) {
 			var d Decoder
 			fn := func(ws.OpCode, []byte) bool { return true }
 			allocs := testing.AllocsPerRun(100, func() {
-				_, err := d.Decode(buf, testMaxMessage, nil, fn)
+				_, err := d.Decode(buf, testRules, nil, fn)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -11,7 +11,8 @@
 //	var d wsframe.Decoder // zero value is ready; one per connection
 //
 //	pending = append(pending, readBytes...)
-//	n, err := d.Decode(pending, maxMessage, pool, func(op ws.OpCode, p []byte) bool {
+//	rules := wsframe.Rules{MaxMessage: 64 << 10} // one per server
+//	n, err := d.Decode(pending, rules, pool, func(op ws.OpCode, p []byte) bool {
 //		// p is valid only until this function returns.
 //		handle(op, p)
 //		return op != ws.OpClose // stop reading after a close frame
@@ -39,7 +40,9 @@
 // payload arrives, so a peer cannot make the gateway buffer a huge frame.
 //
 // The gateway negotiates no extensions and accepts text messages only:
-// RSV bits fail with 1002 and binary messages with 1003.
+// RSV bits fail with 1002 and binary messages with 1003. Rules.Binary lets
+// binary messages through, for the Autobahn echo server that tests this
+// package and the shard (test/autobahn).
 //
 // Encoding appends unmasked, final (FIN) server frames to a caller-owned
 // slice, so one encoded broadcast frame can be queued to many connections.

@@ -189,7 +189,7 @@ func TestAppendClose(t *testing.T) {
 			wantCode := test.code
 			var d Decoder
 			var decoded bool
-			_, err := d.Decode(client, testMaxMessage, nil, func(op ws.OpCode, p []byte) bool {
+			_, err := d.Decode(client, testRules, nil, func(op ws.OpCode, p []byte) bool {
 				code, reason := ParseClose(p)
 				if op != ws.OpClose || code != wantCode || string(reason) != test.wantReason {
 					t.Errorf(

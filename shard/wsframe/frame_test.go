@@ -150,15 +150,20 @@ func msg(op ws.OpCode, payload string) message { return message{op: op, payload:
 // testMaxMessage is maxMessage for cases that do not set their own.
 const testMaxMessage = 1 << 20
 
+// testRules are the gateway's rules with testMaxMessage.
+var testRules = Rules{MaxMessage: testMaxMessage}
+
 type testCase struct {
 	name   string
 	frames []testFrame
 	tail   []byte // raw bytes after the frames
 	// max is maxMessage; 0 means testMaxMessage, so a case wanting the
 	// limit 0 passes -1 (negative counts as 0).
-	max  int
-	want []message
-	code ws.StatusCode // the *CloseError code; 0 for none
+	max int
+	// binary sets Rules.Binary: the echo server's decoder.
+	binary bool
+	want   []message
+	code   ws.StatusCode // the *CloseError code; 0 for none
 	// rest is how many bytes of a successful case are left unconsumed: a
 	// partial frame, or frames after a close.
 	rest int
@@ -178,6 +183,8 @@ func (c testCase) maxMessage() int {
 	}
 	return c.max
 }
+
+func (c testCase) rules() Rules { return Rules{MaxMessage: c.maxMessage(), Binary: c.binary} }
 
 var (
 	long125   = strings.Repeat("a", 125)
@@ -527,6 +534,52 @@ var testCases = append([]testCase{
 		code:   ws.StatusUnsupportedData,
 	},
 
+	// Rules.Binary (the Autobahn echo server): binary messages are
+	// delivered, reassembled and bounded like text, with no UTF-8 check.
+	{
+		name:   "binary/accepted",
+		frames: []testFrame{{fin: true, op: ws.OpBinary, payload: "\x00\x01\xff"}},
+		binary: true,
+		want:   []message{msg(ws.OpBinary, "\x00\x01\xff")},
+	},
+	{
+		name:   "binary/empty",
+		frames: []testFrame{{fin: true, op: ws.OpBinary}},
+		binary: true,
+		want:   []message{msg(ws.OpBinary, "")},
+	},
+	{
+		name:   "binary/fragmented-with-ping",
+		frames: []testFrame{{op: ws.OpBinary, payload: "\x00\xff"}, ping("p"), last("\xfe")},
+		binary: true,
+		want:   []message{msg(ws.OpPing, "p"), msg(ws.OpBinary, "\x00\xff\xfe")},
+	},
+	{
+		name:   "binary/text-still-checked",
+		frames: []testFrame{text(badUTF8)},
+		binary: true,
+		code:   ws.StatusInvalidFramePayloadData,
+	},
+	{
+		name:   "error/binary-too-big",
+		frames: []testFrame{{op: ws.OpBinary, payload: "abc"}, last("def")},
+		max:    5,
+		binary: true,
+		code:   ws.StatusMessageTooBig,
+	},
+	{
+		name:   "error/binary-inside-text-message",
+		frames: []testFrame{first("a"), {fin: true, op: ws.OpBinary, payload: "b"}},
+		binary: true,
+		code:   ws.StatusProtocolError,
+	},
+	{
+		name:   "error/text-inside-binary-message",
+		frames: []testFrame{{op: ws.OpBinary, payload: "a"}, text("b")},
+		binary: true,
+		code:   ws.StatusProtocolError,
+	},
+
 	// 1007: invalid UTF-8.
 	{
 		name:   "error/utf8",
@@ -644,9 +697,10 @@ type result struct {
 // front to wait for the next chunk. The callback stops at a close frame, and
 // the rest of the input is then never decoded. feed also checks the
 // invariants every input must keep, valid or not.
-func feed(tb testing.TB, chunks [][]byte, maxMessage int) result {
+func feed(tb testing.TB, chunks [][]byte, rules Rules) result {
 	tb.Helper()
 	alloc := newTestAllocator(tb)
+	maxMessage := rules.MaxMessage
 	limit := max(maxMessage, 0)
 
 	var (
@@ -657,14 +711,17 @@ func feed(tb testing.TB, chunks [][]byte, maxMessage int) result {
 	)
 	fn := func(op ws.OpCode, p []byte) bool {
 		switch op {
-		case ws.OpText:
+		case ws.OpText, ws.OpBinary:
+			if op == ws.OpBinary && !rules.Binary {
+				tb.Errorf("delivered a binary message without Rules.Binary")
+			}
 			if len(p) > limit {
 				tb.Errorf(
 					"delivered a %d-byte message over maxMessage %d",
 					len(p), maxMessage,
 				)
 			}
-			if !utf8.Valid(p) {
+			if op == ws.OpText && !utf8.Valid(p) {
 				tb.Errorf(
 					"delivered invalid UTF-8 text %q",
 					p,
@@ -696,7 +753,7 @@ func feed(tb testing.TB, chunks [][]byte, maxMessage int) result {
 			break
 		}
 		pending = append(pending, chunk...)
-		n, err := d.Decode(pending, maxMessage, alloc, fn)
+		n, err := d.Decode(pending, rules, alloc, fn)
 		if n < 0 || n > len(pending) {
 			tb.Fatalf(
 				"Decode consumed %d of %d bytes",
