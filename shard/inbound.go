@@ -252,19 +252,30 @@ func (s *Shard) handleFrame(op ws.OpCode, payload []byte) bool {
 	return c.state != stateClosed
 }
 
-// pong answers a ping. Pongs are coalesced (RFC 6455 §5.5.3): while a pong
-// waits in c's queue, further pings are answered by that one, so a client
-// that floods pings and never reads holds at most one pong.
+// pong answers a ping. Pongs are coalesced (RFC 6455 §5.5.3): at most one
+// pong waits in c's queue, so a client that floods pings and never reads
+// holds one pong, not one per ping. A ping that finds a waiting pong
+// rewrites it with its own payload: the RFC lets an endpoint answer only
+// the most recently processed ping, not only the first. A pong already
+// partly on the wire cannot change; a later ping then queues a fresh pong
+// behind it, which becomes the waiting one.
 func (s *Shard) pong(c *conn, payload []byte) {
-	if c.out != nil && c.out.pong != nil {
+	if q := c.out; q != nil && q.pong != nil && (q.pongAt > 0 || !q.partialHead) {
+		// A pong frame is at most 127 bytes and its pooled buffer at
+		// least bufpool.MinSize: the rewrite never grows the buffer, so
+		// what the frame was charged still holds.
+		*q.pong = wsframe.AppendFrame((*q.pong)[:0], ws.OpPong, payload)
+		q.frames[q.pongAt].b = *q.pong
 		return
 	}
 	b := s.pool.Get(0)
 	*b = wsframe.AppendFrame(*b, ws.OpPong, payload)
 	s.send(c, *b, b, false)
 	// A pong the socket did not take whole is queued, as the first owned
-	// frame of a fresh queue or behind an existing backlog.
+	// frame of a fresh queue or behind an existing backlog: the last
+	// frame either way.
 	if c.out != nil && c.state == stateOpen {
 		c.out.pong = b
+		c.out.pongAt = len(c.out.frames) - 1
 	}
 }

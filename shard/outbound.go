@@ -41,7 +41,8 @@ type outQueue struct {
 	frames      []outFrame
 	charged     int     // sum of the frames' cost, held to Options.SendQueueBytes
 	partialHead bool    // frames[0] is partly on the wire already
-	pong        *[]byte // the queued pong, if any: pings are answered by it
+	pong        *[]byte // the waiting pong, if any: later pings rewrite it (see Shard.pong)
+	pongAt      int     // pong's index in frames; kept by advance as frames shift
 }
 
 // send hands one frame to c: written at once when nothing is queued,
@@ -200,6 +201,9 @@ func (s *Shard) advance(c *conn, n int) {
 		q.frames[i].b = q.frames[i].b[n:]
 	}
 	q.partialHead = n > 0
+	if q.pong != nil {
+		q.pongAt -= i // pop cleared pong if it was among the i written
+	}
 	rest := copy(q.frames, q.frames[i:])
 	clear(q.frames[rest:])
 	q.frames = q.frames[:rest]
