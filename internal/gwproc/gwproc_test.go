@@ -80,9 +80,10 @@ func TestPublishErrorsCarryTheStatus(t *testing.T) {
 	}
 }
 
-// TestProxyForwardsHoldsAndCuts: bytes flow both ways, a held proxy
-// keeps a client's bytes until Release, and Cut breaks the connection.
-func TestProxyForwardsHoldsAndCuts(t *testing.T) {
+// TestProxyForwardsDropsAndCuts: bytes flow both ways, a dropping proxy
+// swallows (and counts) what the client sends, and Cut breaks the
+// connection.
+func TestProxyForwardsDropsAndCuts(t *testing.T) {
 	t.Parallel()
 	echo, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -121,26 +122,25 @@ func TestProxyForwardsHoldsAndCuts(t *testing.T) {
 		t.Fatalf("echo %q", got)
 	}
 
-	p.Hold()
-	if _, err := c.Write([]byte("held")); err != nil {
+	p.Drop()
+	if _, err := c.Write([]byte("lost")); err != nil {
 		t.Fatal(err)
 	}
-	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-	if n, err := c.Read(make([]byte, 4)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("read while held: %d bytes, %v; want a timeout", n, err)
+	for deadline := time.Now().Add(5 * time.Second); p.Dropped() < 4; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) { // polling: the proxy reads on its own goroutine
+			t.Fatalf("dropped %d bytes, want 4", p.Dropped())
+		}
 	}
-	p.Release()
-	buf := make([]byte, 4)
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "held" {
-		t.Fatalf("after release: %q, %v", buf, err)
+	p.Flow()
+	if got := roundTrip("pong"); got != "pong" {
+		t.Fatalf("echo after Flow %q, want pong (the dropped bytes must not arrive)", got)
 	}
 
 	if n := p.Cut(); n != 1 {
 		t.Fatalf("Cut cut %d connections, want 1", n)
 	}
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Read(buf); err == nil {
+	if _, err := c.Read(make([]byte, 4)); err == nil {
 		t.Fatal("read after Cut succeeded")
 	}
 	<-served

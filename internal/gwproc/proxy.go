@@ -7,19 +7,19 @@ import (
 )
 
 // Proxy is a TCP proxy in front of a gateway whose connections a test can
-// cut (as a broken network path would) or hold (as a stalled one would).
-// It knows nothing of WebSocket: WSURL assumes the gateway's default
-// path.
+// cut (as a broken network path would) or make swallow what clients send
+// (as a path that lost its way would). It knows nothing of WebSocket:
+// WSURL assumes the gateway's default path.
 type Proxy struct {
 	ln     net.Listener
 	target string
 	wg     sync.WaitGroup // the accept loop and every pipe
 
-	mu      sync.Mutex
-	closed  bool
-	held    bool
-	changed chan struct{}     // closed and replaced when held or closed changes
-	conns   map[net.Conn]bool // true: a client's side
+	mu       sync.Mutex
+	closed   bool
+	dropping bool
+	dropped  int64             // client bytes swallowed so far
+	conns    map[net.Conn]bool // true: a client's side
 }
 
 // NewProxy listens on a kernel-chosen loopback port and forwards each
@@ -30,7 +30,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{ln: ln, target: target, changed: make(chan struct{}), conns: make(map[net.Conn]bool)}
+	p := &Proxy{ln: ln, target: target, conns: make(map[net.Conn]bool)}
 	p.wg.Add(1)
 	go p.serve()
 	t.Cleanup(p.close)
@@ -64,34 +64,37 @@ func (p *Proxy) Cut() int {
 	return n
 }
 
-// Hold stops forwarding what clients send (the gateway's bytes still flow
-// to them) until Release: a request sent meanwhile waits in the socket
-// buffers, unanswered.
-func (p *Proxy) Hold() { p.setHeld(true) }
+// Drop makes the proxy read and discard what clients send (the gateway's
+// bytes still reach them) until Flow: a request sent meanwhile is never
+// answered. A connection that lost bytes this way is broken (a frame may
+// have been cut in two): Cut it before Flow.
+func (p *Proxy) Drop() { p.setDropping(true) }
 
-// Release forwards clients' bytes again, those held included.
-func (p *Proxy) Release() { p.setHeld(false) }
+// Flow forwards clients' bytes again.
+func (p *Proxy) Flow() { p.setDropping(false) }
 
-func (p *Proxy) setHeld(h bool) {
+// Dropped is how many bytes from clients Drop has discarded so far.
+func (p *Proxy) Dropped() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.held = h
-	close(p.changed)
-	p.changed = make(chan struct{})
+	return p.dropped
 }
 
-// waitReleased blocks while the proxy holds clients' bytes; false once
-// it is closed.
-func (p *Proxy) waitReleased() bool {
+func (p *Proxy) setDropping(d bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for p.held && !p.closed {
-		ch := p.changed
-		p.mu.Unlock()
-		<-ch
-		p.mu.Lock()
+	p.dropping = d
+}
+
+// drop reports whether n bytes just read from a client are to be
+// discarded, and counts them if so.
+func (p *Proxy) drop(n int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dropping {
+		p.dropped += int64(n)
 	}
-	return !p.closed
+	return p.dropping
 }
 
 // track remembers c for Cut and close; false (c closed) once the proxy
@@ -140,7 +143,7 @@ func (p *Proxy) serve() {
 }
 
 // pipe copies src to dst until either fails, then closes both ends.
-// Bytes from a client wait while the proxy holds.
+// Bytes from a client are discarded while the proxy drops.
 func (p *Proxy) pipe(dst, src net.Conn, fromClient bool) {
 	defer p.wg.Done()
 	defer func() {
@@ -151,15 +154,8 @@ func (p *Proxy) pipe(dst, src net.Conn, fromClient bool) {
 	}()
 	buf := make([]byte, 32<<10)
 	for {
-		if fromClient && !p.waitReleased() {
-			return
-		}
 		n, err := src.Read(buf)
-		if n > 0 {
-			// A read under way when the hold began: hold its bytes too.
-			if fromClient && !p.waitReleased() {
-				return
-			}
+		if n > 0 && !(fromClient && p.drop(n)) {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
 			}
@@ -174,8 +170,6 @@ func (p *Proxy) close() {
 	p.ln.Close()
 	p.mu.Lock()
 	p.closed = true
-	close(p.changed)
-	p.changed = make(chan struct{})
 	conns := p.conns
 	p.conns = nil
 	p.mu.Unlock()
