@@ -98,7 +98,9 @@ type Decoder struct {
 //     close payload of 1 byte or with a code not allowed on the wire;
 //   - 1003 (ws.StatusUnsupportedData): a binary frame, unless rules.Binary;
 //   - 1007 (ws.StatusInvalidFramePayloadData): a text message, or a close
-//     reason, that is not valid UTF-8;
+//     reason, that is not valid UTF-8; a fragmented message fails at the
+//     fragment that makes it invalid, before it is complete (a frame is
+//     checked only once it is whole, however it is split across reads);
 //   - 1009 (ws.StatusMessageTooBig): a message longer than rules.MaxMessage.
 //
 // Checks run in the order their bytes arrive (first two header bytes, the
@@ -189,19 +191,22 @@ func (d *Decoder) Decode(buf []byte, rules Rules, alloc Allocator, fn func(op ws
 			if op != ws.OpContinuation {
 				d.op = op
 			}
+			checked := d.len()
 			d.appendFragment(alloc, payload, maxMessage)
-			if !fin {
-				n += end
-				continue
-			}
-			// Fragments may split a rune, so UTF-8 is checked on the whole
-			// message only.
 			var msg []byte
 			if d.msg != nil {
 				msg = *d.msg
 			}
-			if d.op == ws.OpText && !utf8.Valid(msg) {
+			// Each fragment is checked as it arrives, so an invalid message
+			// fails at the fragment that breaks it (Autobahn's "fail fast",
+			// case 6.4) and is never buffered further; a rune split across
+			// fragments is checked once its last byte is in.
+			if d.op == ws.OpText && !validUTF8From(msg, checked, fin) {
 				return n, d.fail(alloc, ws.StatusInvalidFramePayloadData, "invalid UTF-8 in text message")
+			}
+			if !fin {
+				n += end
+				continue
 			}
 			n += end
 			more := fn(d.op, msg)
@@ -211,6 +216,35 @@ func (d *Decoder) Decode(buf []byte, rules Rules, alloc Allocator, fn func(op ws
 			}
 		}
 	}
+}
+
+// validUTF8From reports whether b is valid UTF-8, given that b[:from] was
+// accepted by an earlier call with complete false: only the rune b[:from]
+// left open and what follows it are checked, so a message checked fragment
+// by fragment costs one pass over its bytes. Unless complete, b may end
+// inside a rune whose bytes so far can still make a valid one.
+func validUTF8From(b []byte, from int, complete bool) bool {
+	start := from - len(openRune(b[:from]))
+	end := len(b)
+	if !complete {
+		end -= len(openRune(b))
+	}
+	return utf8.Valid(b[start:end])
+}
+
+// openRune returns the bytes at the end of b that begin a rune without
+// finishing it, if they are a valid beginning (utf8.FullRune is false only
+// for those), or nil.
+func openRune(b []byte) []byte {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-(utf8.UTFMax-1); i-- {
+		if utf8.RuneStart(b[i]) {
+			if utf8.FullRune(b[i:]) {
+				return nil
+			}
+			return b[i:]
+		}
+	}
+	return nil
 }
 
 // Reset gives the reassembly buffer, if any, back to alloc and returns d to

@@ -398,6 +398,16 @@ var testCases = append([]testCase{
 		want:   []message{msg(ws.OpText, "abc")},
 	},
 	{
+		// A valid rune start at a fragment's end waits for the next.
+		name:   "fragmented/open-rune-pending",
+		frames: []testFrame{first("ok\xf0\x9f")},
+	},
+	{
+		name:   "fragmented/rune-over-four-fragments-with-ping",
+		frames: []testFrame{first("\xf0"), cont("\x9f"), ping("p"), cont("\x8c"), last("\x8d!")},
+		want:   []message{msg(ws.OpPing, "p"), msg(ws.OpText, "🌍!")},
+	},
+	{
 		name:   "fragmented/split-rune",
 		frames: []testFrame{first("\xe4"), cont("\xb8"), last("\x96!")},
 		want:   []message{msg(ws.OpText, "世!")},
@@ -595,6 +605,33 @@ var testCases = append([]testCase{
 	{
 		name:   "error/utf8-truncated-rune",
 		frames: []testFrame{first("\xe4"), last("\xb8")},
+		code:   ws.StatusInvalidFramePayloadData,
+	},
+	{
+		// Fail fast: a fragment that breaks the message fails before the
+		// message ends.
+		name:   "error/utf8-before-the-message-ends",
+		frames: []testFrame{first("ok"), cont("\xff")},
+		code:   ws.StatusInvalidFramePayloadData,
+	},
+	{
+		name:   "error/utf8-overlong-start-in-a-fragment",
+		frames: []testFrame{first("ok\xe0\x80")},
+		code:   ws.StatusInvalidFramePayloadData,
+	},
+	{
+		name:   "error/utf8-surrogate-start-in-a-fragment",
+		frames: []testFrame{first("\xed\xa0")},
+		code:   ws.StatusInvalidFramePayloadData,
+	},
+	{
+		name:   "error/utf8-above-max-rune-start-in-a-fragment",
+		frames: []testFrame{first("\xf4\x90")},
+		code:   ws.StatusInvalidFramePayloadData,
+	},
+	{
+		name:   "error/utf8-open-rune-broken-by-next-fragment",
+		frames: []testFrame{first("\xf0\x9f"), cont("a")},
 		code:   ws.StatusInvalidFramePayloadData,
 	},
 	{
