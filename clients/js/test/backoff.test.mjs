@@ -35,6 +35,7 @@ test('with the gateways down, each delay is within [min, min(max, min·2ⁿ)], t
   assert.equal(connecting[0].value.delay, 0, 'connect() tries at once');
   assert.equal(connecting[0].value.url, urls[0]);
   const delays = [];
+  const late = [];
   for (let n = 0; n < attempts - 1; n++) {
     const ev = connecting[n + 1];
     const { delay, url, code } = ev.value;
@@ -43,12 +44,17 @@ test('with the gateways down, each delay is within [min, min(max, min·2ⁿ)], t
     assert.equal(code, 1006, 'a dropped attempt closes with 1006');
     assert.equal(url, urls[(n + 1) % 2], 'each failed attempt moves to the next URL');
     assert.equal(tries[n + 1].value, (n + 1) % 2 ? 'b' : 'a', 'the attempt went to that URL');
-    // The attempt comes `delay` ms after it was announced (plus a TCP
-    // connect on loopback; timers never fire early).
+    // The attempt comes `delay` ms after it was announced, plus a TCP
+    // connect on loopback. Node.js times a timer from the event loop's
+    // cached clock, which can lag the real one by the length of the loop
+    // turn that set it: a few ms of slack the other way under load.
     const waited = tries[n + 1].at - ev.at;
-    assert.ok(waited >= delay - 2 && waited <= delay + 250, `attempt ${n + 1} came ${waited.toFixed(0)} ms after a delay of ${delay.toFixed(0)} ms`);
+    assert.ok(waited >= delay - 25 && waited <= delay + 1000, `attempt ${n + 1} came ${waited.toFixed(0)} ms after a delay of ${delay.toFixed(0)} ms`);
     delays.push(delay);
+    late.push(waited - delay);
   }
+  late.sort((x, y) => x - y);
+  assert.ok(late[late.length >> 1] < 100, `attempts late by ${late.map((x) => x.toFixed(0)).join(', ')} ms`);
   assert.equal(delays[0], min, 'the first delay (n = 0) is the minimum');
   assert.ok(new Set(delays.slice(1)).size > 1, 'jittered delays are not all equal');
   const mean = (xs) => xs.reduce((s, x) => s + x, 0) / xs.length;

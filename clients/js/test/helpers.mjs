@@ -364,3 +364,49 @@ export function subscribe(c, log, channel) {
 export async function stopAll(...things) {
   await Promise.all(things.filter(Boolean).map((x) => (x instanceof Proxy ? x.close() : x.kill())));
 }
+
+/** poll resolves once fn() (maybe async) is truthy, checking every 50 ms: for state with no event to await (a metric). */
+export async function poll(fn, what, ms = 15000) {
+  const until = performance.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (performance.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * startNATS runs NATS_BIN with JetStream on a loopback port, storing in a
+ * fresh temporary directory, and resolves once it is ready.
+ */
+export async function startNATS() {
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const os = await import('node:os');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'shardgate-js-nats-'));
+  const port = await freePort();
+  const proc = spawn(NATS_BIN, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  children.add(proc);
+  const exited = new Promise((resolve) => proc.on('exit', () => (children.delete(proc), resolve())));
+  let out = '';
+  await new Promise((resolve, reject) => {
+    proc.stderr.setEncoding('utf8');
+    proc.stderr.on('data', (chunk) => {
+      if (out.length < 100000) out += chunk;
+      if (out.includes('Server is ready')) resolve();
+    });
+    proc.on('error', reject);
+    exited.then(() => reject(new Error(`${NATS_BIN} exited before it was ready:\n${out}`)));
+  });
+  return {
+    port,
+    url: `nats://127.0.0.1:${port}`,
+    async stop() {
+      proc.kill('SIGKILL');
+      await exited;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
