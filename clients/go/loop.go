@@ -321,7 +321,7 @@ func (l *loop) attempted(res attemptResult) {
 		return
 	}
 	if errors.Is(res.err, ErrNoToken) {
-		l.disconnect(StateChange{Err: ErrNoToken})
+		l.idle(StateChange{Err: ErrNoToken})
 		return
 	}
 	l.log.Debug("shardgate: connection attempt failed", "url", res.a.url, "err", res.err)
