@@ -327,12 +327,17 @@ export class Client extends Emitter<ClientEvents> {
     return this.exp !== undefined && this.exp * 1000 - Date.now() <= this.margin();
   }
 
-  /** armRefresh sets the refresh timer for the current token (none without getToken or exp). */
+  /**
+   * armRefresh sets the refresh timer for the current token (none without
+   * getToken or exp). Timers take at most 2³¹-1 ms (24.8 days) and fire at
+   * once past it, so a longer wait is made of several.
+   */
   private armRefresh(delay?: number): void {
     clearTimeout(this.refreshTimer);
     if (!this.getToken || this.exp === undefined) return;
-    if (delay === undefined) delay = Math.max(0, this.exp * 1000 - Date.now() - this.margin());
-    this.refreshTimer = setTimeout(() => this.refresh(), delay);
+    if (delay === undefined) delay = this.exp * 1000 - Date.now() - this.margin();
+    const longest = 2 ** 31 - 1;
+    this.refreshTimer = setTimeout(() => (delay! > longest ? this.armRefresh() : this.refresh()), Math.min(delay, longest));
   }
 
   /** refresh gets a token and sends it on the current connection. */

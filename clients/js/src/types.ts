@@ -29,7 +29,7 @@ export interface ClientOptions {
    * `token`) and retried after the backoff delay.
    */
   getToken?: () => Promise<string | null>;
-  /** A static token, for when there is no getToken. It is never refreshed. */
+  /** A static token: alone, used for every connection and never refreshed; with getToken, the first token used. */
   token?: string;
   /** The WebSocket constructor; default `globalThis.WebSocket`. In Node.js 20 pass `ws`'s. */
   WebSocket?: WebSocketConstructor;

@@ -96,6 +96,23 @@ describe('tokens', { concurrency: true }, () => {
     assert.doesNotThrow(() => c.subscribe('narrow.news', {}).unsubscribe());
   });
 
+  test('a token valid for 40 days (a refresh delay past the 24.8-day limit of timers) is not refreshed at once', async (t) => {
+    const { c, log } = newClient(t, g.url, {
+      getToken: async () => {
+        log.add('token', null);
+        return jwt(secret, { sub: 'longlived', exp: unix() + 40 * 86400, channels: ['long'] });
+      },
+    });
+    subscribe(c, log, 'long');
+    c.connect();
+    await log.waitFor((l) => l.count('long.subscribed') === 1, 'subscribed');
+    // An overflowing timer fires at once, and then again after every
+    // refreshed: a loop that 200 ms would show many times over.
+    await sleep(200);
+    assert.equal(log.count('token'), 1, 'one token, no refresh');
+    assert.deepEqual(log.all('error'), []);
+  });
+
   test('a failing getToken is reported (error, code token) and retried after the backoff delay', async (t) => {
     let calls = 0;
     const { c, log } = newClient(t, g.url, {
