@@ -67,6 +67,7 @@ type refreshState struct {
 	fetching context.CancelFunc
 	gen      uint64 // tells a fetch for an older connection from the current one
 	reqID    uint64 // the refresh request in flight
+	sent     token  // the token it carries, adopted once "refreshed" comes
 	failures int
 }
 
@@ -113,7 +114,7 @@ func (l *loop) run() {
 // shutdown stops everything for Close and waits for the loop's
 // goroutines; the dispatcher ends after the handlers queued so far.
 func (l *loop) shutdown() {
-	l.disconnect(StateChange{Code: 1000, Reason: "client closed"})
+	l.disconnect(StateChange{Code: 1000, Reason: "close"})
 	close(l.quit)
 	l.wg.Wait()
 	l.timer.Stop()
@@ -163,7 +164,7 @@ func (l *loop) command(cmd any) {
 	case cmdConnect:
 		l.connect()
 	case cmdDisconnect:
-		l.disconnect(StateChange{Code: 1000, Reason: "client disconnected"})
+		l.disconnect(StateChange{Code: 1000, Reason: "disconnect"})
 		close(cmd.done)
 	case cmdSubscribe:
 		cmd.result <- l.subscribe(cmd.s)
@@ -321,7 +322,7 @@ func (l *loop) attempted(res attemptResult) {
 		return
 	}
 	if errors.Is(res.err, ErrNoToken) {
-		l.idle(StateChange{Err: ErrNoToken})
+		l.idle(StateChange{Code: 1000, Reason: "no token", Err: ErrNoToken})
 		return
 	}
 	l.log.Debug("shardgate: connection attempt failed", "url", res.a.url, "err", res.err)
@@ -461,7 +462,10 @@ func (l *loop) frame(r reply) {
 		}
 	case "refreshed":
 		if r.ID != 0 && r.ID == l.refresh.reqID {
-			l.refresh.reqID, l.refresh.failures = 0, 0
+			// The gateway took the token: it is the one in force now, and
+			// the one the next connection starts with.
+			l.tok = l.refresh.sent
+			l.refresh.reqID, l.refresh.sent, l.refresh.failures = 0, token{}, 0
 			l.refresh.at = time.Time{}
 			if r.Expires > 0 {
 				l.tok.setExpiry(time.Unix(r.Expires, 0), time.Now())
@@ -514,7 +518,7 @@ func (l *loop) errorReply(r reply) {
 		return
 	}
 	if r.ID != 0 && r.ID == l.refresh.reqID {
-		l.refresh.reqID = 0
+		l.refresh.reqID, l.refresh.sent = 0, token{} // refused: not to be used again
 		l.refreshFailed(e)
 		return
 	}
@@ -615,14 +619,14 @@ func (l *loop) startRefresh() {
 	})
 }
 
-// refreshed takes a fetched token: cached for the next connection in any
-// case, and sent to refresh the current one in place.
+// refreshed takes a fetched token and sends it to refresh the current
+// connection in place.
 func (l *loop) refreshed(ev tokenEvent) {
 	if ev.gen != l.refresh.gen {
-		if ev.err == nil {
-			l.tok = ev.tok
-		}
-		return // fetched for a connection since lost
+		// Fetched for a connection since lost. Unchecked by the gateway, it
+		// is not kept: the next attempt gets its own if the cached one is
+		// stale.
+		return
 	}
 	l.refresh.fetching = nil
 	if errors.Is(ev.err, ErrNoToken) {
@@ -633,8 +637,7 @@ func (l *loop) refreshed(ev tokenEvent) {
 		l.refreshFailed(fmt.Errorf("shardgate: GetToken for a refresh: %w", ev.err))
 		return
 	}
-	l.tok = ev.tok
-	l.refresh.reqID = l.nextID()
+	l.refresh.reqID, l.refresh.sent = l.nextID(), ev.tok
 	l.conn.send(encode(request{Type: "refresh", Token: ev.tok.raw, ID: l.refresh.reqID}))
 }
 

@@ -44,8 +44,8 @@ type Options struct {
 	// Disconnect or Close. Returning ErrNoToken (or an error wrapping it)
 	// stops the client: Disconnected, no reconnect. Other errors count as
 	// a failed attempt (or a failed refresh) and are retried after the
-	// backoff delay. It runs on a goroutine of the client, never two at
-	// once.
+	// backoff delay. It runs on a goroutine of the client; a call starts
+	// while another is under way only if that one ignored its ctx.
 	GetToken func(ctx context.Context) (string, error)
 
 	// MinReconnectDelay and MaxReconnectDelay bound the backoff (defaults

@@ -35,9 +35,12 @@ type StateChange struct {
 	// URL: for Connected, the URL that answered; for Connecting, the URL
 	// the next attempt dials.
 	URL string
-	// Code and Reason are the close code and reason of the connection that
-	// was lost (1006 when it ended without a close frame, as on a dead
-	// path); zero for a failed attempt and for the first Connecting.
+	// Code and Reason: for Connecting, the close code and reason of the
+	// connection that was lost (1006 when it ended without a close frame,
+	// as on a dead path), zero after Connect and after a failed attempt;
+	// for Disconnected, why the client stopped: 4003 "disconnected" (the
+	// operator), 4001 with a static token, 1000 "disconnect", "close" or
+	// "no token".
 	Code   int
 	Reason string
 	// Err is why the previous connection or attempt ended, when there is
