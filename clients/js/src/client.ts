@@ -251,12 +251,13 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   private receive(text: string): void {
-    let m: Frame;
+    let m: Frame | null;
     try {
       m = JSON.parse(text);
     } catch {
       return;
     }
+    if (!m) return;
     if (m.type == 'message') {
       if (m.channel === undefined) this.emit('message', m.data);
       else this.subs.get(m.channel)?.deliver(m);

@@ -35,7 +35,7 @@ test('close 4010 sends the client at once to the next URL, where it resubscribes
   link.up();
 
   const closed = await log.waitFor((l) => l.all('connecting').find((e) => e.code !== undefined), 'the close', 30000);
-  assert.deepEqual(closed, { code: 4010, reason: closed.reason, delay: 0, url: a.url });
+  assert.deepEqual(closed, { code: 4010, reason: 'insufficient state', delay: 0, url: a.url });
   const again = await log.waitFor((l) => l.all('busy.subscribed')[1], 'resubscribed on node A');
   assert.equal(log.all('connected')[1].url, a.url);
   assert.equal(again.epoch, first.epoch, 'one stream, one epoch on every node');
