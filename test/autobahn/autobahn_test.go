@@ -1,0 +1,85 @@
+package autobahn
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain checks that no test leaves a goroutine behind (the runner
+// starts processes and waits for them).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// ciGroups are the groups `make test` runs: every RFC 6455 group, about
+// 20 s in all on a 2-core VM (case 6.4 waits on purpose, case 9 moves
+// 16 MiB messages), well within CI's five minutes. -short leaves out
+// the two slow ones. AUTOBAHN_GROUPS (space-separated) overrides both.
+func ciGroups() []string {
+	if g := strings.Fields(os.Getenv("AUTOBAHN_GROUPS")); len(g) > 0 {
+		return g
+	}
+	if testing.Short() {
+		return []string{"1", "2", "3", "4", "5", "7", "10"}
+	}
+	return Groups
+}
+
+// TestAutobahnSuitePassesAgainstShardEcho runs the Autobahn fuzzing client
+// against the shard in echo mode (the echo server, built without -race:
+// it is a separate process) and wants every case of every group OK,
+// NON-STRICT or INFORMATIONAL, cleanly closed, and none missing.
+func TestAutobahnSuitePassesAgainstShardEcho(t *testing.T) {
+	kosoku := findKosoku(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	run, err := RunGroups(ctx, Config{
+		Kosoku:    kosoku,
+		Groups:    ciGroups(),
+		EchoArgs:  EchoArgs,
+		ReportDir: t.TempDir(),
+		BuildDir:  t.TempDir(),
+		Progress: func(g *Group) {
+			t.Logf("group %s: %d cases in %.1f s", g.Name, len(g.Cases), g.Elapsed.Seconds())
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kosoku %s\n%s", run.Kosoku, run.Table())
+	for _, g := range run.Groups {
+		t.Run("group-"+g.Name, func(t *testing.T) {
+			for _, p := range g.Problems() {
+				t.Error(p)
+			}
+		})
+	}
+}
+
+// findKosoku returns the kosoku executable: $AUTOBAHN_KOSOKU, else the
+// one scripts/autobahn.sh installs in bin/autobahn-venv. Without it the
+// test skips, or fails when CI is set (CI installs it first).
+func findKosoku(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("AUTOBAHN_KOSOKU")
+	if path == "" {
+		root, err := filepath.Abs(filepath.Join("..", ".."))
+		if err != nil {
+			t.Fatal(err)
+		}
+		path = filepath.Join(root, "bin", "autobahn-venv", "bin", "kosoku")
+	}
+	if isExecutable(path) {
+		return path
+	}
+	msg := "no kosoku at " + path + ": `scripts/autobahn.sh install` (or `make autobahn`) installs it; AUTOBAHN_KOSOKU names another"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}

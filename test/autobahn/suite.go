@@ -1,0 +1,242 @@
+package autobahn
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// KosokuVersion is the kosoku release the suite is pinned to
+// (scripts/autobahn.sh installs it).
+const KosokuVersion = "0.1.0"
+
+// Groups are the case groups run by default: every group of RFC 6455
+// (1-7, 9, 10). Groups 12 and 13 (permessage-deflate, RFC 7692) join
+// once the shard negotiates compression.
+var Groups = []string{"1", "2", "3", "4", "5", "6", "7", "9", "10"}
+
+// EchoArgs are the echo server's flags for a run: case 9 sends messages of
+// up to 16 MiB, over the gateway's default limit of 64 KiB.
+var EchoArgs = []string{"-max-message-bytes", "16777216"}
+
+// BuildEchoServer builds ./echoserver into dir and returns its path. It
+// runs the go command, so the working directory must be inside the module.
+func BuildEchoServer(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "echoserver")
+	cmd := exec.CommandContext(ctx, goCommand(), "build", "-o", bin, "github.com/shardgate/shardgate/test/autobahn/echoserver")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("autobahn: go build echoserver: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// goCommand is the go command that runs this program's tests when there
+// is one (GOROOT/bin/go), else whatever go is on PATH.
+func goCommand() string {
+	if root := os.Getenv("GOROOT"); root != "" {
+		if p := filepath.Join(root, "bin", "go"); isExecutable(p) {
+			return p
+		}
+	}
+	return "go"
+}
+
+func isExecutable(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+// Echo is a running echo server.
+type Echo struct {
+	Addr   string // host:port it listens on
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+}
+
+// StartEcho starts the echo server at path on a free loopback port and
+// waits until it listens. args are more flags (see EchoArgs).
+func StartEcho(ctx context.Context, path string, args ...string) (*Echo, error) {
+	cmd := exec.CommandContext(ctx, path, append([]string{"-listen", "127.0.0.1:0"}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("autobahn: start echo server: %w", err)
+	}
+	e := &Echo{cmd: cmd, stderr: &stderr}
+	// The first line says where it listens; a pipe from os.Pipe takes a
+	// read deadline, so a server that never gets there cannot hang us.
+	if f, ok := stdout.(*os.File); ok {
+		_ = f.SetReadDeadline(time.Now().Add(30 * time.Second))
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
+	if err != nil || !ok {
+		e.Stop()
+		return nil, fmt.Errorf("autobahn: echo server did not say where it listens (read %q, %v): %s", line, err, e.Stderr())
+	}
+	e.Addr = addr
+	return e, nil
+}
+
+// Stderr returns what the server has logged.
+func (e *Echo) Stderr() string { return e.stderr.String() }
+
+// Stop asks the server to drain and exit (SIGTERM), kills it if it has
+// not exited within five seconds, and reaps it. Its error is nil when the
+// server exited cleanly.
+func (e *Echo) Stop() error {
+	_ = e.cmd.Process.Signal(syscall.SIGTERM)
+	timer := time.AfterFunc(5*time.Second, func() { _ = e.cmd.Process.Kill() })
+	defer timer.Stop()
+	if err := e.cmd.Wait(); err != nil {
+		return fmt.Errorf("autobahn: echo server: %w: %s", err, e.Stderr())
+	}
+	return nil
+}
+
+// Suite is what the installed kosoku holds.
+type Suite struct {
+	Version string   // kosoku's version
+	Cases   []string // every case id, in suite order
+}
+
+// Select returns the ids of group's cases ("9" selects 9.1.1 ... 9.8.6).
+func (s *Suite) Select(group string) []string {
+	var ids []string
+	for _, id := range s.Cases {
+		if strings.HasPrefix(id, group+".") {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// listCases is run by the Python of kosoku's virtual environment: the
+// suite's case index is a Python module.
+const listCases = `import importlib.metadata, json
+from kosoku.cases import CASES
+print(json.dumps({"version": importlib.metadata.version("kosoku"), "cases": list(CASES)}))`
+
+// LoadSuite asks kosoku (the executable of a virtual environment, whose
+// python sits beside it) for its version and case ids.
+func LoadSuite(ctx context.Context, kosoku string) (*Suite, error) {
+	python := filepath.Join(filepath.Dir(kosoku), "python")
+	out, err := exec.CommandContext(ctx, python, "-I", "-c", listCases).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%w: %s", err, ee.Stderr)
+		}
+		return nil, fmt.Errorf("autobahn: list kosoku's cases with %s: %w", python, err)
+	}
+	var s Suite
+	if err := json.Unmarshal(out, &s); err != nil {
+		return nil, fmt.Errorf("autobahn: kosoku's case list: %w", err)
+	}
+	if len(s.Cases) == 0 {
+		return nil, errors.New("autobahn: kosoku lists no cases")
+	}
+	return &s, nil
+}
+
+// RunGroup runs group's cases against addr with the kosoku executable and
+// reads the report it writes under reportDir/<group>. An error means the
+// group could not be run or its report not read; failing cases are in the
+// Group (see Problems).
+func RunGroup(ctx context.Context, kosoku, addr, group string, suite *Suite, reportDir string) (*Group, error) {
+	want := suite.Select(group)
+	if len(want) == 0 {
+		return nil, fmt.Errorf("autobahn: kosoku %s has no case in group %q", suite.Version, group)
+	}
+	dir := filepath.Join(reportDir, group)
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, kosoku, "-m", "fuzzingclient", "-i", group+".*", "-o", dir, addr)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	elapsed := time.Since(start)
+	// kosoku exits 1 when a case fails, after writing its report: the
+	// report says which. Anything else without a report is an error.
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
+		return nil, fmt.Errorf("autobahn: kosoku group %s: %w\n%s", group, err, out)
+	}
+	g, rerr := readReport(dir)
+	if rerr != nil {
+		return nil, fmt.Errorf("autobahn: kosoku group %s: %w\n%s", group, rerr, out)
+	}
+	g.Name = group
+	g.Elapsed = elapsed
+	for _, id := range want {
+		if _, ok := g.byID[id]; !ok {
+			g.Missing = append(g.Missing, id)
+		}
+	}
+	for _, c := range g.Cases {
+		if !slices.Contains(want, c.ID) {
+			return nil, fmt.Errorf("autobahn: kosoku group %s reported case %s, which is not in the group", group, c.ID)
+		}
+	}
+	return g, nil
+}
+
+// Config is a run of several groups against one echo server.
+type Config struct {
+	Kosoku    string   // the kosoku executable of a virtual environment
+	Groups    []string // case groups, in order (see Groups)
+	EchoArgs  []string // the echo server's flags (see EchoArgs)
+	ReportDir string   // kosoku's reports go to ReportDir/<group>
+	BuildDir  string   // where the echo server is built
+	// Progress, if set, is called after each group.
+	Progress func(*Group)
+}
+
+// RunGroups builds and starts the echo server, runs each group against
+// it, and stops it. The error is about the run itself (a build, the
+// server, kosoku); failing cases are in the Run (see Run.Problems).
+func RunGroups(ctx context.Context, cfg Config) (*Run, error) {
+	r := &Run{EchoArgs: cfg.EchoArgs, Started: time.Now()}
+	suite, err := LoadSuite(ctx, cfg.Kosoku)
+	if err != nil {
+		return nil, err
+	}
+	r.Kosoku = suite.Version
+	bin, err := BuildEchoServer(ctx, cfg.BuildDir)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := StartEcho(ctx, bin, cfg.EchoArgs...)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range cfg.Groups {
+		g, err := RunGroup(ctx, cfg.Kosoku, srv.Addr, name, suite, cfg.ReportDir)
+		if err != nil {
+			return nil, errors.Join(err, srv.Stop())
+		}
+		r.Groups = append(r.Groups, g)
+		if cfg.Progress != nil {
+			cfg.Progress(g)
+		}
+	}
+	if err := srv.Stop(); err != nil {
+		return nil, err
+	}
+	r.Elapsed = time.Since(r.Started)
+	return r, nil
+}
