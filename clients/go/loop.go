@@ -134,7 +134,7 @@ func (l *loop) post(ev any, gone <-chan struct{}) bool {
 	}
 }
 
-// go runs f on a goroutine the loop waits for when it stops.
+// spawn runs f on a goroutine the loop waits for when it stops.
 func (l *loop) spawn(f func()) {
 	l.wg.Add(1)
 	go func() {

@@ -46,6 +46,7 @@ type recorder struct {
 	states       []stateAt
 	messages     []Message
 	subscribed   []Subscribed
+	subscribedAt []int // len(messages) when each subscribed came
 	subErrors    []*Error
 	unsubscribed []string
 	broadcasts   []json.RawMessage
@@ -83,7 +84,12 @@ func (r *recorder) options(opts Options) Options {
 func (r *recorder) handlers() Handlers {
 	return Handlers{
 		OnMessage:      func(m Message) { r.record(func() { r.messages = append(r.messages, m) }) },
-		OnSubscribed:   func(s Subscribed) { r.record(func() { r.subscribed = append(r.subscribed, s) }) },
+		OnSubscribed: func(s Subscribed) {
+			r.record(func() {
+				r.subscribed = append(r.subscribed, s)
+				r.subscribedAt = append(r.subscribedAt, len(r.messages))
+			})
+		},
 		OnUnsubscribed: func(reason string) { r.record(func() { r.unsubscribed = append(r.unsubscribed, reason) }) },
 		OnError:        func(e *Error) { r.record(func() { r.subErrors = append(r.subErrors, e) }) },
 	}
@@ -144,7 +150,8 @@ func (r *recorder) snapshot() recorder {
 	defer r.mu.Unlock()
 	return recorder{
 		states: append([]stateAt(nil), r.states...), messages: append([]Message(nil), r.messages...),
-		subscribed: append([]Subscribed(nil), r.subscribed...), subErrors: append([]*Error(nil), r.subErrors...),
+		subscribed: append([]Subscribed(nil), r.subscribed...), subscribedAt: append([]int(nil), r.subscribedAt...),
+		subErrors: append([]*Error(nil), r.subErrors...),
 		unsubscribed: append([]string(nil), r.unsubscribed...), broadcasts: append([]json.RawMessage(nil), r.broadcasts...),
 		errors: append([]error(nil), r.errors...),
 	}
@@ -224,6 +231,20 @@ func seqOf(t testing.TB, m Message) int {
 		t.Fatalf("message %s: %v", m.Data, err)
 	}
 	return s.N
+}
+
+// replayed counts the messages the i-th subscribe recovered: those
+// handed over after its reply with offsets up to the reply's (the
+// channel's latest when it took effect).
+func (r *recorder) replayed(i int) int {
+	n := 0
+	for _, m := range r.messages[r.subscribedAt[i]:] {
+		if m.Offset > r.subscribed[i].Offset {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // checkWhole checks that msgs are exactly the numbers 1..n, once each and

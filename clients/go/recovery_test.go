@@ -79,15 +79,20 @@ cutting:
 	r.waitFor(t, "every message", func() bool { return len(r.messages) >= res.n })
 
 	got := r.snapshot()
-	t.Logf("%d messages, %d cuts, %d subscribes", res.n, cuts, len(got.subscribed))
 	checkWhole(t, got.messages, res.n)
 	if cuts < 5 || len(got.subscribed) < 5 {
 		t.Fatalf("%d cuts and %d subscribes: the flood was not cut often enough to prove anything", cuts, len(got.subscribed))
 	}
+	replayed := 0
 	for i, s := range got.subscribed[1:] {
 		if !s.Recovering || !s.Recovered {
 			t.Fatalf("resubscribe %d: %+v, want recovered:true", i+1, s)
 		}
+		replayed += got.replayed(i + 1)
+	}
+	t.Logf("%d messages, %d cuts, %d subscribes, %d messages recovered", res.n, cuts, len(got.subscribed), replayed)
+	if replayed == 0 {
+		t.Fatal("no resubscribe recovered a message: the cuts fell outside the flood")
 	}
 }
 
@@ -143,6 +148,11 @@ func TestFailoverToAnotherNodeKeepsTheStreamWhole(t *testing.T) {
 	if s := got.subscribed[1]; !s.Recovering || !s.Recovered {
 		t.Fatalf("resubscribe on the new node: %+v, want recovered:true", s)
 	}
+	// What was published while the client was away came from the new
+	// node's history (JetStream), not from the live stream.
+	if got.replayed(1) == 0 {
+		t.Fatal("the new node replayed nothing: the flood did not go on while the client was away")
+	}
 	var connectedTo string
 	for _, s := range got.states {
 		if s.State == Connected {
@@ -152,5 +162,5 @@ func TestFailoverToAnotherNodeKeepsTheStreamWhole(t *testing.T) {
 	if connectedTo == urls[0] {
 		t.Fatalf("connected to the killed node again:%s", r.stateLog())
 	}
-	t.Logf("%d messages, failed over to %s", res.n, connectedTo)
+	t.Logf("%d messages, failed over to %s, %d recovered there", res.n, connectedTo, got.replayed(1))
 }
