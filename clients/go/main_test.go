@@ -83,7 +83,7 @@ func (r *recorder) options(opts Options) Options {
 // handlers are a subscription's handlers pointed at r.
 func (r *recorder) handlers() Handlers {
 	return Handlers{
-		OnMessage:      func(m Message) { r.record(func() { r.messages = append(r.messages, m) }) },
+		OnMessage: func(m Message) { r.record(func() { r.messages = append(r.messages, m) }) },
 		OnSubscribed: func(s Subscribed) {
 			r.record(func() {
 				r.subscribed = append(r.subscribed, s)
@@ -151,7 +151,7 @@ func (r *recorder) snapshot() recorder {
 	return recorder{
 		states: append([]stateAt(nil), r.states...), messages: append([]Message(nil), r.messages...),
 		subscribed: append([]Subscribed(nil), r.subscribed...), subscribedAt: append([]int(nil), r.subscribedAt...),
-		subErrors: append([]*Error(nil), r.subErrors...),
+		subErrors:    append([]*Error(nil), r.subErrors...),
 		unsubscribed: append([]string(nil), r.unsubscribed...), broadcasts: append([]json.RawMessage(nil), r.broadcasts...),
 		errors: append([]error(nil), r.errors...),
 	}
