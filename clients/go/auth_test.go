@@ -205,3 +205,34 @@ func TestSubscriptionsTheGatewayEndsReachTheirHandlers(t *testing.T) {
 		t.Fatalf("%d connections, want 1:%s", n, state.stateLog())
 	}
 }
+
+// TestRefreshAgainstAGatewayWithoutAuthIsNotRetried: a gateway without
+// -auth-secret answers refresh with bad_request; the client reports it
+// once and stays connected without refreshing again.
+func TestRefreshAgainstAGatewayWithoutAuthIsNotRetried(t *testing.T) {
+	t.Parallel()
+	g := gateway.Start(t)
+	r := newRecorder()
+	var fetched atomic.Int32
+	c := newClient(t, r.options(Options{
+		URLs:              []string{g.WSURL()},
+		MinReconnectDelay: 20 * time.Millisecond, MaxReconnectDelay: 20 * time.Millisecond,
+		GetToken: func(ctx context.Context) (string, error) {
+			fetched.Add(1)
+			return mint(t, claims{sub: "frank", ttl: 2 * time.Second}), nil
+		},
+	}))
+	connect(t, c)
+	r.waitFor(t, "the refused refresh", func() bool { return len(r.errors) == 1 })
+	var e *Error
+	if !errors.As(r.snapshot().errors[0], &e) || e.Code != CodeBadRequest {
+		t.Fatalf("OnError got %v, want bad_request", r.snapshot().errors[0])
+	}
+	// Retries would come every 20 ms; for 2 s (past the token's exp)
+	// none may come, and the connection stays.
+	time.Sleep(2 * time.Second)
+	got := r.snapshot()
+	if n := fetched.Load(); n != 2 || len(got.errors) != 1 || c.State() != Connected || got.count(Connected) != 1 {
+		t.Fatalf("%d tokens fetched (want 2: connect, refresh), errors %v, states:%s", n, got.errors, r.stateLog())
+	}
+}

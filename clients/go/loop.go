@@ -519,6 +519,13 @@ func (l *loop) errorReply(r reply) {
 	}
 	if r.ID != 0 && r.ID == l.refresh.reqID {
 		l.refresh.reqID, l.refresh.sent = 0, token{} // refused: not to be used again
+		if e.Code == CodeBadRequest {
+			// A gateway without auth does not refresh: the connection
+			// never expires either, so there is nothing to retry.
+			l.reportError(e)
+			l.refresh.at = time.Time{}
+			return
+		}
 		l.refreshFailed(e)
 		return
 	}
