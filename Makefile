@@ -3,8 +3,10 @@
 #   make build     bin/shardgate and bin/shardbench
 #   make run       build, then start one gateway with the in-memory broker:
 #                  WebSocket on :8080/ws, admin on 127.0.0.1:9090 (ARGS=... adds flags)
-#   make test      every test, with the race detector (what .ci/run calls);
-#                  installs test/node's npm packages first if they are missing
+#   make test      every test: Go with the race detector, then clients/js's node:test
+#                  suite against bin/shardgate (what .ci/run calls); installs the npm
+#                  packages of test/node and clients/js first if they are missing
+#   make js        build clients/js (TypeScript → ESM in clients/js/dist) and check its size budget
 #   make fuzz      each Fuzz target for FUZZTIME (default 30s)
 #   make bench     short shardbench run (connect, fanout, echo; ~30 s) vs shardgate and gorillahub
 #   make bench-go  every Go benchmark, with allocations
@@ -25,12 +27,12 @@ GO       ?= go
 NPM      ?= npm
 FUZZTIME ?= 30s
 ARGS     ?=
-NODE_DIR := test/node
-# npm writes this hidden lockfile on every install: its age tells whether
-# node_modules is older than package-lock.json.
-NODE_STAMP := $(NODE_DIR)/node_modules/.package-lock.json
+JS_DIR   := clients/js
+# npm writes node_modules/.package-lock.json on every install: its age
+# tells whether node_modules is older than package-lock.json.
+NODE_DIRS := test/node $(JS_DIR)
 
-.PHONY: build run test node-deps fuzz bench bench-go compare compare-tls vet clean cluster soak chaos
+.PHONY: build run test js nats-server node-deps fuzz bench bench-go compare compare-tls vet clean cluster soak chaos
 
 build:
 	@mkdir -p bin
@@ -40,23 +42,38 @@ build:
 run: build
 	./bin/shardgate $(ARGS)
 
-test: node-deps
+test: build nats-server node-deps js
 	$(GO) test -race -count=1 -timeout 20m ./...
+	cd $(JS_DIR) && SHARDGATE_BIN=$(CURDIR)/bin/shardgate SHARDGATE_NATS_BIN=$(CURDIR)/bin/nats-server $(NPM) test
 
-# The Node.js client test needs the ws package. Without npm the step is
-# skipped, and test/clients then skips (or, under CI, fails) with the reason.
+# The NATS server go.mod requires (the Go tests run the same one
+# in-process); clients/js's cluster test runs it as a process.
+nats-server:
+	@mkdir -p bin
+	$(GO) build -o bin/nats-server github.com/nats-io/nats-server/v2
+
+# clients/js: compile the TypeScript library to ESM in clients/js/dist and
+# check its size budget (the build fails past 5 KB minified and gzipped).
+js: node-deps
+	cd $(JS_DIR) && $(NPM) run build
+
+# npm packages: ws for the Node.js client test (test/node), and
+# TypeScript, esbuild and ws for clients/js. Each directory is installed
+# from its lockfile when node_modules is missing or older than it. Without
+# npm the step only warns (the Go tests that need Node.js then skip, or
+# fail under CI), but `make js` and so `make test` need npm.
 node-deps:
-	@if [ -f $(NODE_STAMP) ] && [ ! $(NODE_DIR)/package-lock.json -nt $(NODE_STAMP) ]; then \
-		exit 0; \
-	elif ! command -v $(NPM) >/dev/null 2>&1; then \
-		echo "warning: npm not found: $(NODE_DIR) dependencies not installed" >&2; \
-	elif [ -f $(NODE_DIR)/package-lock.json ]; then \
-		echo "cd $(NODE_DIR) && $(NPM) ci --no-audit --no-fund"; \
-		cd $(NODE_DIR) && $(NPM) ci --no-audit --no-fund; \
-	else \
-		echo "cd $(NODE_DIR) && $(NPM) install --no-audit --no-fund"; \
-		cd $(NODE_DIR) && $(NPM) install --no-audit --no-fund; \
-	fi
+	@for dir in $(NODE_DIRS); do \
+		stamp=$$dir/node_modules/.package-lock.json; \
+		if [ -f $$stamp ] && [ ! $$dir/package-lock.json -nt $$stamp ]; then \
+			continue; \
+		elif ! command -v $(NPM) >/dev/null 2>&1; then \
+			echo "warning: npm not found: $$dir dependencies not installed" >&2; \
+		else \
+			echo "cd $$dir && $(NPM) ci --no-audit --no-fund"; \
+			(cd $$dir && $(NPM) ci --no-audit --no-fund); \
+		fi; \
+	done
 
 # `go test -list` prints a package's matching tests, then its "ok <pkg>"
 # line; -fuzz takes one package and one target at a time. A package that
