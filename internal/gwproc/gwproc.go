@@ -13,9 +13,9 @@
 //
 //	g := bin.Start(t, "-history-size", "1000")
 //	c := dial(g.WSURL())
-//	g.Publish(ctx, "news", `{"n":1}`)
+//	g.Publish(ctx, "news", json.RawMessage(`{"n":1}`))
 //	g.Kill()
-//	g.Restart(t) // same ports
+//	g.Restart() // same ports
 //
 // Start, Kill, Term and Restart must be called from the test's own
 // goroutine (they may call t.Fatal); Publish and Disconnect return errors
