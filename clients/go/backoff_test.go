@@ -6,7 +6,7 @@ import (
 )
 
 // TestBackoffDelayBounds: after the n-th failure the delay is within
-// [min, min(max, min·2ⁿ)], reaches both ends of that range over many
+// [min, min(max, min·2ⁿ⁺¹)], reaches both ends of that range over many
 // draws, and never overflows for large n.
 func TestBackoffDelayBounds(t *testing.T) {
 	const lo, hi = 500 * time.Millisecond, 20 * time.Second
@@ -14,7 +14,7 @@ func TestBackoffDelayBounds(t *testing.T) {
 		n       int
 		ceiling time.Duration
 	}{
-		{0, lo}, {1, 2 * lo}, {2, 4 * lo}, {5, 16 * time.Second}, {6, hi}, {62, hi}, {63, hi}, {1000, hi},
+		{0, 2 * lo}, {1, 4 * lo}, {2, 8 * lo}, {4, 16 * time.Second}, {5, hi}, {61, hi}, {62, hi}, {63, hi}, {1000, hi},
 	} {
 		least, most := hi, time.Duration(0)
 		for range 2000 {

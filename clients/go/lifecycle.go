@@ -150,6 +150,9 @@ func (l *loop) lost(ev lostEvent) {
 		l.urlIndex = (l.urlIndex + 1) % len(l.o.URLs)
 		l.wait(0, why)
 	default:
+		// A node that crashed sends no close frame: the next attempt
+		// goes to the next URL, as after a failed attempt.
+		l.urlIndex = (l.urlIndex + 1) % len(l.o.URLs)
 		delay := backoffDelay(l.failures, l.o.MinReconnectDelay, l.o.MaxReconnectDelay)
 		l.failures++
 		l.wait(delay, why)

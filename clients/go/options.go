@@ -51,7 +51,7 @@ type Options struct {
 	// MinReconnectDelay and MaxReconnectDelay bound the backoff (defaults
 	// 500 ms and 20 s): after the n-th consecutive failure the client
 	// waits a delay drawn uniformly from
-	// [MinReconnectDelay, min(MaxReconnectDelay, MinReconnectDelay·2ⁿ)].
+	// [MinReconnectDelay, min(MaxReconnectDelay, MinReconnectDelay·2ⁿ⁺¹)].
 	MinReconnectDelay time.Duration
 	MaxReconnectDelay time.Duration
 	// PublishTimeout bounds the wait for a publish's answer (default

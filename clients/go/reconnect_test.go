@@ -145,7 +145,7 @@ func (r *refuser) times() []time.Time {
 
 // TestBackoffDelaysStayWithinBoundsSpreadAndRotateURLs: against two
 // addresses that accept and drop every connection, the n-th consecutive
-// failure waits a delay within [min, min(max, min·2ⁿ)], the delays spread
+// failure waits a delay within [min, min(max, min·2ⁿ⁺¹)], the delays spread
 // over that range (jitter), the attempts really are that far apart, and
 // they alternate between the URLs.
 func TestBackoffDelaysStayWithinBoundsSpreadAndRotateURLs(t *testing.T) {
@@ -164,8 +164,8 @@ func TestBackoffDelaysStayWithinBoundsSpreadAndRotateURLs(t *testing.T) {
 	for k := 0; k < failures; k++ {
 		s := got.states[k+1]
 		ceiling := hi
-		if lo<<k < hi {
-			ceiling = lo << k
+		if lo<<(k+1) < hi {
+			ceiling = lo << (k + 1)
 		}
 		if s.State != Connecting || s.Err == nil || s.Delay < lo || s.Delay > ceiling {
 			t.Errorf("failure %d: %s delay %v err %v, want connecting with a delay in [%v, %v]", k, s.State, s.Delay, s.Err, lo, ceiling)

@@ -196,9 +196,14 @@ export class Client extends Emitter<ClientEvents> {
       return this.schedule(0, code, reason);
     }
     if (code == 4001) {
+      // A static token cannot be replaced: stop rather than loop on 401s.
+      if (!this.getToken) return this.stop(code, reason);
       this.stale = true;
       return this.schedule(0, code, reason);
     }
+    // A node that crashed sends no close frame: the next attempt goes to
+    // the next URL, as after a failed attempt.
+    this.next++;
     this.schedule(this.delay(), code, reason);
   }
 
@@ -300,7 +305,6 @@ export class Client extends Emitter<ClientEvents> {
     // The reply has a pending no-op, so it is never taken for an unasked
     // unsubscribed of a later subscription to the same channel.
     if (this.current == 'connected') this.request({ type: 'unsubscribe', channel: sub.channel }, noop);
-    safeCall(sub.handlers.unsubscribed, {});
   }
 
   private forget(sub: Subscription): void {

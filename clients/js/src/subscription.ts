@@ -38,7 +38,7 @@ export class Subscription {
     this.end = end;
   }
 
-  /** unsubscribe ends the subscription; its unsubscribed handler is called once, without a reason. */
+  /** unsubscribe ends the subscription: none of its handlers is called after it. */
   unsubscribe(): void {
     this.end(this);
   }

@@ -114,7 +114,7 @@ export interface SubscriptionHandlers {
   message?(data: unknown, info: MessageInfo): void;
   /** Every time the subscribe took effect: the first time and after each reconnect. */
   subscribed?(info: SubscribedInfo): void;
-  /** The subscription ended: after unsubscribe(), or when the gateway ended it. */
+  /** The gateway ended the subscription (reason `forbidden`); not called after unsubscribe(). */
   unsubscribed?(info: UnsubscribedInfo): void;
   /** The subscription ended with an error: `forbidden`, `bad_channel`, `too_many_subscriptions`, ... */
   error?(err: ShardgateError): void;

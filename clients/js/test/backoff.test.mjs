@@ -19,7 +19,7 @@ async function downServer(t, log, name) {
   return `ws://127.0.0.1:${srv.address().port}/ws`;
 }
 
-test('with the gateways down, each delay is within [min, min(max, min·2ⁿ)], they grow and spread, the attempts follow them and go round the URLs', async (t) => {
+test('with the gateways down, each delay is within [min, min(max, min·2ⁿ⁺¹)], they grow and spread, the attempts follow them and go round the URLs', async (t) => {
   const min = 100;
   const max = 1600;
   const attempts = 12;
@@ -39,7 +39,7 @@ test('with the gateways down, each delay is within [min, min(max, min·2ⁿ)], t
   for (let n = 0; n < attempts - 1; n++) {
     const ev = connecting[n + 1];
     const { delay, url, code } = ev.value;
-    const top = Math.min(max, min * 2 ** n);
+    const top = Math.min(max, min * 2 ** (n + 1));
     assert.ok(delay >= min && delay <= top, `delay ${n}: ${delay} not in [${min}, ${top}]`);
     assert.equal(code, 1006, 'a dropped attempt closes with 1006');
     assert.equal(url, urls[(n + 1) % 2], 'each failed attempt moves to the next URL');
@@ -55,8 +55,7 @@ test('with the gateways down, each delay is within [min, min(max, min·2ⁿ)], t
   }
   late.sort((x, y) => x - y);
   assert.ok(late[late.length >> 1] < 100, `attempts late by ${late.map((x) => x.toFixed(0)).join(', ')} ms`);
-  assert.equal(delays[0], min, 'the first delay (n = 0) is the minimum');
-  assert.ok(new Set(delays.slice(1)).size > 1, 'jittered delays are not all equal');
+  assert.ok(new Set(delays).size > 1, 'jittered delays are not all equal');
   const mean = (xs) => xs.reduce((s, x) => s + x, 0) / xs.length;
   assert.ok(mean(delays.slice(-5)) > mean(delays.slice(0, 4)), `delays grow: ${delays.map((d) => d.toFixed(0)).join(', ')}`);
   assert.ok(Math.max(...delays) > 2 * min, 'the window widens past 2·min');

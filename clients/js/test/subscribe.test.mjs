@@ -15,7 +15,7 @@ describe('subscribe', { concurrency: true }, () => {
 
   const token = (sub, channels) => async () => jwt(secret, { sub, exp: unix() + 60, channels, publish: ['*'] });
 
-  test('unsubscribe ends the subscription: its handler is called once without a reason and its messages stop', async (t) => {
+  test('unsubscribe ends the subscription: no handler of it is called afterwards and its messages stop', async (t) => {
     const { c, log } = newClient(t, g.url, { getToken: token('leaver', ['*']) });
     const sub = subscribe(c, log, 'leave.a');
     subscribe(c, log, 'leave.b');
@@ -27,7 +27,7 @@ describe('subscribe', { concurrency: true }, () => {
     assert.equal(sub.channel, 'leave.a');
     sub.unsubscribe();
     sub.unsubscribe();
-    assert.deepEqual(log.all('leave.a.unsubscribed'), [{}]);
+    assert.deepEqual(log.all('leave.a.unsubscribed'), []);
     // The gateway handles one connection's requests in order: once this
     // publish is answered, the unsubscribe sent before it is in force.
     await c.publish('leave.a', 2);
@@ -41,7 +41,7 @@ describe('subscribe', { concurrency: true }, () => {
     await log.waitFor((l) => l.count('leave.a.subscribed') === 2, 'subscribed again');
     await g.publish('leave.a', 3);
     await log.waitFor((l) => l.count('leave.a.message') === 2, 'a message after subscribing again');
-    assert.deepEqual(log.all('leave.a.unsubscribed'), [{}]);
+    assert.deepEqual(log.all('leave.a.unsubscribed'), []);
   });
 
   test('a message to every connection (no channel) is a message event', async (t) => {
