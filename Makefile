@@ -7,6 +7,8 @@
 #                  suite against bin/shardgate (what .ci/run calls); installs the npm
 #                  packages of test/node and clients/js first if they are missing
 #   make js        build clients/js (TypeScript → ESM in clients/js/dist) and check its size budget
+#   make autobahn  the Autobahn TestSuite (kosoku, installed into a venv) against the shard in echo
+#                  mode; summary in bench/results/ (ARGS="1 2 9" for some groups)
 #   make fuzz      each Fuzz target for FUZZTIME (default 30s)
 #   make bench     short shardbench run (connect, fanout, echo; ~30 s) vs shardgate and gorillahub
 #   make bench-go  every Go benchmark, with allocations
@@ -32,7 +34,7 @@ JS_DIR   := clients/js
 # tells whether node_modules is older than package-lock.json.
 NODE_DIRS := test/node $(JS_DIR)
 
-.PHONY: build run test js nats-server node-deps fuzz bench bench-go compare compare-tls vet clean cluster soak chaos
+.PHONY: build run test js nats-server node-deps autobahn fuzz bench bench-go compare compare-tls vet clean cluster soak chaos
 
 build:
 	@mkdir -p bin
@@ -89,6 +91,11 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$pkg" </dev/null || status=1; \
 	done <<< "$$targets"; \
 	exit $$status
+
+# The Autobahn TestSuite (kosoku in bin/autobahn-venv) against the shard's
+# WebSocket layer in echo mode; summary in bench/results/ (ARGS=groups).
+autobahn:
+	scripts/autobahn.sh $(ARGS)
 
 bench:
 	scripts/bench-short.sh
