@@ -224,9 +224,13 @@ func (d *Decoder) Decode(buf []byte, rules Rules, alloc Allocator, fn func(op ws
 // by fragment costs one pass over its bytes. Unless complete, b may end
 // inside a rune whose bytes so far can still make a valid one.
 func validUTF8From(b []byte, from int, complete bool) bool {
-	start := from - len(openRune(b[:from]))
+	// An ASCII byte ends no open rune: JSON text skips both scans.
+	start := from
+	if from > 0 && b[from-1] >= utf8.RuneSelf {
+		start -= len(openRune(b[:from]))
+	}
 	end := len(b)
-	if !complete {
+	if !complete && end > 0 && b[end-1] >= utf8.RuneSelf {
 		end -= len(openRune(b))
 	}
 	return utf8.Valid(b[start:end])
