@@ -32,9 +32,10 @@ type Case struct {
 	BehaviorClose   string // the closing handshake: OK, INFORMATIONAL, FAILED, WRONG CODE, UNCLEAN...
 	RemoteCloseCode int    // the close code the server sent; 0 for none
 	Duration        time.Duration
-	// Result and ResultClose are the suite's explanations of both
-	// verdicts, read for cases that are not plain OK.
-	Result, ResultClose string
+	// Description is what the case sends; Result and ResultClose are
+	// the suite's explanations of both verdicts. All three are read for
+	// cases that are not plain OK only.
+	Description, Result, ResultClose string
 }
 
 // Passed reports whether the case counts as passed: a behaviour of OK,
@@ -118,6 +119,7 @@ type indexEntry struct {
 // caseReport is the part of a case's own report file read for cases that
 // are not plain OK.
 type caseReport struct {
+	Description string `json:"description"`
 	Result      string `json:"result"`
 	ResultClose string `json:"resultClose"`
 }
@@ -146,7 +148,7 @@ func readReport(dir string) (*Group, error) {
 			if c.Behavior != OK || c.BehaviorClose != OK {
 				var r caseReport
 				if b, err := os.ReadFile(filepath.Join(dir, e.ReportFile)); err == nil && json.Unmarshal(b, &r) == nil {
-					c.Result, c.ResultClose = r.Result, r.ResultClose
+					c.Description, c.Result, c.ResultClose = r.Description, r.Result, r.ResultClose
 				}
 			}
 			g.Cases = append(g.Cases, c)

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -52,6 +53,7 @@ func main() {
 		fail(err)
 	}
 	run.Command = *command
+	run.Revision = revision()
 	fmt.Print(run.Table())
 	if *out != "" {
 		if err := os.WriteFile(*out, []byte(run.Markdown()), 0o644); err != nil {
@@ -69,6 +71,16 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("PASS: %d groups, every case OK, NON-STRICT or INFORMATIONAL\n", len(run.Groups))
+}
+
+// revision describes the checkout the echo server was built from, or ""
+// outside a git checkout.
+func revision() string {
+	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }
 
 func fail(err error) {
