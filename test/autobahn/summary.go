@@ -72,7 +72,7 @@ func (r *Run) Markdown() string {
 		for i := range g.Cases {
 			c := &g.Cases[i]
 			if c.Behavior != OK || c.BehaviorClose != OK {
-				notOK = append(notOK, fmt.Sprintf("| %s | %s | %s | %s | %d | %s | %s |", c.ID, cell(c.Description), c.Behavior, c.BehaviorClose, c.RemoteCloseCode, explain(c), notes[c.ID]))
+				notOK = append(notOK, fmt.Sprintf("| %s | %s | %s | %s | %d | %s | %s |", c.ID, cell(summaryOf(c.Description)), c.Behavior, c.BehaviorClose, c.RemoteCloseCode, explain(c), notes[c.ID]))
 			}
 		}
 	}
@@ -92,9 +92,9 @@ func (r *Run) Markdown() string {
 
 // notes explains verdicts other than OK that are known and by design.
 var notes = map[string]string{
-	"6.4.3": "One text frame sent in three chops. The decoder reads a frame only once it is whole (wsframe.Decode), so the bad UTF-8 fails the frame at its end, not at the chop that carries it. Fragmented messages fail at the bad fragment (6.4.1, 6.4.2 are OK).",
-	"6.4.4": "As 6.4.3.",
-	"7.1.6": "INFORMATIONAL for every server: the outcome of a message, a close and a ping sent back to back depends on the implementation. Ours echoes the whole 256 KiB message, answers the close and ignores what follows it.",
+	"6.4.3":  "One text frame sent in three chops. The decoder reads a frame only once it is whole (wsframe.Decode), so the bad UTF-8 fails the frame at its end, not at the chop that carries it. Fragmented messages fail at the bad fragment (6.4.1, 6.4.2 are OK).",
+	"6.4.4":  "As 6.4.3.",
+	"7.1.6":  "INFORMATIONAL for every server: a 256 KiB message, a short one, a close and a ping sent back to back; what comes back depends on the implementation. Ours echoes both messages whole, then answers the close and ignores the ping behind it.",
 	"7.13.1": "Close code 5000: RFC 6455 defines no range above 4999; the shard answers 1002 (wsframe.validCloseCode). INFORMATIONAL for every server.",
 	"7.13.2": "Close code 65535: as 7.13.1.",
 }
@@ -134,6 +134,13 @@ func explain(c *Case) string {
 		s += " Close: " + c.ResultClose
 	}
 	return cell(s)
+}
+
+// summaryOf is a case description up to its first HTML line break (some
+// go on with the message's bytes).
+func summaryOf(description string) string {
+	s, _, _ := strings.Cut(description, "<br>")
+	return s
 }
 
 // cell makes s fit one Markdown table cell.
