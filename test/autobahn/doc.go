@@ -11,7 +11,7 @@
 // A run, as TestAutobahn and ./runsuite (scripts/autobahn.sh) do it:
 //
 //	echo, _ := autobahn.BuildEchoServer(ctx, dir)       // go build, no -race
-//	srv, _ := autobahn.StartEcho(ctx, echo, "-max-message-bytes", "16777216")
+//	srv, _ := autobahn.StartEcho(ctx, echo, autobahn.EchoArgs("9")...) // limits raised for 16 MiB
 //	defer srv.Stop()
 //	suite, _ := autobahn.LoadSuite(ctx, kosoku)         // the case ids kosoku has
 //	g, _ := autobahn.RunGroup(ctx, kosoku, srv.Addr, "9", suite, reportDir)

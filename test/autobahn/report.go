@@ -65,7 +65,10 @@ type Group struct {
 	Cases   []Case // in suite order
 	Missing []string
 	Elapsed time.Duration // the kosoku run's wall time
-	byID    map[string]*Case
+	// EchoArgs are the flags the echo server ran with (nil: the
+	// gateway's default limits).
+	EchoArgs []string
+	byID     map[string]*Case
 }
 
 // Count returns how many cases got each behaviour verdict (see Verdicts).

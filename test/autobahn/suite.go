@@ -25,9 +25,16 @@ const KosokuVersion = "0.1.0"
 // once the shard negotiates compression.
 var Groups = []string{"1", "2", "3", "4", "5", "6", "7", "9", "10"}
 
-// EchoArgs are the echo server's flags for a run: case 9 sends messages of
-// up to 16 MiB, over the gateway's default limit of 64 KiB.
-var EchoArgs = []string{"-max-message-bytes", "16777216"}
+// EchoArgs returns the echo server's flags for group: none (the gateway's
+// default limits, 64 KiB messages and a 1 MiB send queue) except for
+// group 9, whose messages go up to 16 MiB; its send queue holds a whole
+// echo and then some.
+func EchoArgs(group string) []string {
+	if group == "9" {
+		return []string{"-max-message-bytes", "16777216", "-send-queue-bytes", "34603008"}
+	}
+	return nil
+}
 
 // BuildEchoServer builds ./echoserver into dir and returns its path. It
 // runs the go command, so the working directory must be inside the module.
@@ -66,6 +73,7 @@ type Echo struct {
 // StartEcho starts the echo server at path on a free loopback port and
 // waits until it listens. args are more flags (see EchoArgs).
 func StartEcho(ctx context.Context, path string, args ...string) (*Echo, error) {
+	args = slices.Clip(args)
 	cmd := exec.CommandContext(ctx, path, append([]string{"-listen", "127.0.0.1:0"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -197,20 +205,26 @@ func RunGroup(ctx context.Context, kosoku, addr, group string, suite *Suite, rep
 
 // Config is a run of several groups against one echo server.
 type Config struct {
-	Kosoku    string   // the kosoku executable of a virtual environment
-	Groups    []string // case groups, in order (see Groups)
-	EchoArgs  []string // the echo server's flags (see EchoArgs)
-	ReportDir string   // kosoku's reports go to ReportDir/<group>
-	BuildDir  string   // where the echo server is built
+	Kosoku string   // the kosoku executable of a virtual environment
+	Groups []string // case groups, in order (see Groups)
+	// EchoArgs returns the echo server's flags for a group (nil:
+	// the package's EchoArgs).
+	EchoArgs  func(group string) []string
+	ReportDir string // kosoku's reports go to ReportDir/<group>
+	BuildDir  string // where the echo server is built
 	// Progress, if set, is called after each group.
 	Progress func(*Group)
 }
 
-// RunGroups builds and starts the echo server, runs each group against
-// it, and stops it. The error is about the run itself (a build, the
-// server, kosoku); failing cases are in the Run (see Run.Problems).
+// RunGroups builds the echo server, runs each group against it, started
+// with that group's flags (a fresh server whenever they change), and
+// stops it. The error is about the run itself (a build, the server,
+// kosoku); failing cases are in the Run (see Run.Problems).
 func RunGroups(ctx context.Context, cfg Config) (*Run, error) {
-	r := &Run{EchoArgs: cfg.EchoArgs, Started: time.Now()}
+	if cfg.EchoArgs == nil {
+		cfg.EchoArgs = EchoArgs
+	}
+	r := &Run{Started: time.Now()}
 	suite, err := LoadSuite(ctx, cfg.Kosoku)
 	if err != nil {
 		return nil, err
@@ -220,22 +234,35 @@ func RunGroups(ctx context.Context, cfg Config) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := StartEcho(ctx, bin, cfg.EchoArgs...)
-	if err != nil {
-		return nil, err
-	}
+	var srv *Echo
+	var srvArgs []string
 	for _, name := range cfg.Groups {
+		args := cfg.EchoArgs(name)
+		if srv == nil || !slices.Equal(args, srvArgs) {
+			if srv != nil {
+				if err := srv.Stop(); err != nil {
+					return nil, err
+				}
+			}
+			if srv, err = StartEcho(ctx, bin, args...); err != nil {
+				return nil, err
+			}
+			srvArgs = args
+		}
 		g, err := RunGroup(ctx, cfg.Kosoku, srv.Addr, name, suite, cfg.ReportDir)
 		if err != nil {
 			return nil, errors.Join(err, srv.Stop())
 		}
+		g.EchoArgs = args
 		r.Groups = append(r.Groups, g)
 		if cfg.Progress != nil {
 			cfg.Progress(g)
 		}
 	}
-	if err := srv.Stop(); err != nil {
-		return nil, err
+	if srv != nil {
+		if err := srv.Stop(); err != nil {
+			return nil, err
+		}
 	}
 	r.Elapsed = time.Since(r.Started)
 	return r, nil

@@ -11,10 +11,9 @@ import (
 
 // Run is a finished run of several groups against one echo server.
 type Run struct {
-	Command  string   // how the run was made, for whoever repeats it
-	Revision string   // the commit the echo server was built from (git describe)
-	EchoArgs []string // the echo server's flags
-	Kosoku   string   // kosoku's version
+	Command  string // how the run was made, for whoever repeats it
+	Revision string // the commit the echo server was built from (git describe)
+	Kosoku   string // kosoku's version
 	Started  time.Time
 	Elapsed  time.Duration // the whole run, echo server build and start included
 	Groups   []*Group
@@ -59,7 +58,7 @@ func (r *Run) Markdown() string {
 	}
 	p("- Date: %s\n", r.Started.UTC().Format("2006-01-02 15:04 MST"))
 	p("- Machine: %s\n", machine())
-	p("- Server under test: `test/autobahn/echoserver %s`: the shard's event loop, frame decoder, limits, reassembly, UTF-8 checks, control frames, close handshake and outbound queue, with the JSON protocol replaced by echo (`shard.Options.Echo`); built with %s, without -race\n", strings.Join(r.EchoArgs, " "), runtime.Version())
+	p("- Server under test: `test/autobahn/echoserver`, the shard's event loop, frame decoder, limits, reassembly, UTF-8 checks, control frames, close handshake and outbound queue, with the JSON protocol replaced by echo (`shard.Options.Echo`); built with %s, without -race. %s\n", runtime.Version(), r.serverFlags())
 	p("- Client: kosoku %s (PyPI), Autobahn's own case files on Python 3, one case at a time, one kosoku run per group\n", r.Kosoku)
 	p("- Whole run: %s\n\n", r.Elapsed.Round(100*time.Millisecond))
 	p("A case passes with a behaviour of OK, NON-STRICT or INFORMATIONAL and a closing behaviour of OK or INFORMATIONAL. Time is each group's kosoku run, wall clock.\n\n")
@@ -88,6 +87,32 @@ func (r *Run) Markdown() string {
 		}
 	}
 	return b.String()
+}
+
+// serverFlags says which groups ran with which echo server flags.
+func (r *Run) serverFlags() string {
+	var parts []string
+	seen := make(map[string][]string)
+	var order []string
+	for _, g := range r.Groups {
+		k := strings.Join(g.EchoArgs, " ")
+		if _, ok := seen[k]; !ok {
+			order = append(order, k)
+		}
+		seen[k] = append(seen[k], g.Name)
+	}
+	for _, k := range order {
+		flags := "no flags: the gateway's default limits (64 KiB messages, 1 MiB send queue)"
+		if k != "" {
+			flags = "`" + k + "`"
+		}
+		groups := "Group"
+		if len(seen[k]) > 1 {
+			groups = "Groups"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s: %s.", groups, strings.Join(seen[k], ", "), flags))
+	}
+	return strings.Join(parts, " ")
 }
 
 // notes explains verdicts other than OK that are known and by design.

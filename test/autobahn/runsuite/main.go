@@ -21,7 +21,7 @@ import (
 func main() {
 	kosoku := flag.String("kosoku", "bin/autobahn-venv/bin/kosoku", "the kosoku executable, in its virtual environment")
 	groups := flag.String("groups", strings.Join(autobahn.Groups, ","), "case groups to run, comma-separated")
-	echoArgs := flag.String("echo-args", strings.Join(autobahn.EchoArgs, " "), "the echo server's flags, space-separated")
+	echoArgs := flag.String("echo-args", "", "the echo server's flags for every group, space-separated (default: the gateway's limits, raised for group 9)")
 	reports := flag.String("reports", "bin/autobahn-reports", "directory for kosoku's reports (HTML and JSON), one per group")
 	out := flag.String("out", "", "write the Markdown report to this file")
 	command := flag.String("command", "", "the command to record in the report (default: this one)")
@@ -38,10 +38,14 @@ func main() {
 	}
 	defer os.RemoveAll(build)
 
+	var argsFor func(string) []string // nil: autobahn.EchoArgs
+	if *echoArgs != "" {
+		argsFor = func(string) []string { return strings.Fields(*echoArgs) }
+	}
 	run, err := autobahn.RunGroups(ctx, autobahn.Config{
 		Kosoku:    *kosoku,
 		Groups:    strings.Split(*groups, ","),
-		EchoArgs:  strings.Fields(*echoArgs),
+		EchoArgs:  argsFor,
 		ReportDir: *reports,
 		BuildDir:  build,
 		Progress: func(g *autobahn.Group) {
@@ -73,14 +77,19 @@ func main() {
 	fmt.Printf("PASS: %d groups, every case OK, NON-STRICT or INFORMATIONAL\n", len(run.Groups))
 }
 
-// revision describes the checkout the echo server was built from, or ""
-// outside a git checkout.
+// revision is the commit the echo server was built from, marked when
+// what it is built from (shard/, test/autobahn/) has uncommitted changes;
+// "" outside a git checkout.
 func revision() string {
-	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	head, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(string(out))
+	rev := strings.TrimSpace(string(head))
+	if dirty, err := exec.Command("git", "status", "--porcelain", "--", "shard", "test/autobahn", "poller", "bufpool").Output(); err == nil && len(dirty) > 0 {
+		rev += " with uncommitted changes"
+	}
+	return rev
 }
 
 func fail(err error) {
