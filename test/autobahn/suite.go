@@ -73,7 +73,6 @@ type Echo struct {
 // StartEcho starts the echo server at path on a free loopback port and
 // waits until it listens. args are more flags (see EchoArgs).
 func StartEcho(ctx context.Context, path string, args ...string) (*Echo, error) {
-	args = slices.Clip(args)
 	cmd := exec.CommandContext(ctx, path, append([]string{"-listen", "127.0.0.1:0"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
