@@ -34,7 +34,7 @@ JS_DIR   := clients/js
 # tells whether node_modules is older than package-lock.json.
 NODE_DIRS := test/node $(JS_DIR)
 
-.PHONY: build run test js nats-server node-deps autobahn fuzz bench bench-go compare compare-tls vet clean cluster soak chaos
+.PHONY: build run test js nats-server node-deps py-deps autobahn fuzz bench bench-go compare compare-tls vet clean cluster soak chaos
 
 build:
 	@mkdir -p bin
@@ -44,9 +44,26 @@ build:
 run: build
 	./bin/shardgate $(ARGS)
 
-test: build nats-server node-deps js
+test: build nats-server node-deps py-deps js
 	$(GO) test -race -count=1 -timeout 20m ./...
 	cd $(JS_DIR) && SHARDGATE_BIN=$(CURDIR)/bin/shardgate SHARDGATE_NATS_BIN=$(CURDIR)/bin/nats-server $(NPM) test
+
+# Python packages of the cross-language tests (websockets), pinned with
+# hashes in test/python/requirements.txt, into bin/python-venv; redone when
+# the requirements change. Without a Python that can make a venv the step
+# only warns (the tests that need it skip, or fail under CI).
+PY_VENV := bin/python-venv
+py-deps:
+	@if [ -x $(PY_VENV)/bin/python ] && cmp -s test/python/requirements.txt $(PY_VENV)/requirements.txt; then \
+		exit 0; \
+	elif ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then \
+		echo "warning: python3 with venv not found: $(PY_VENV) not made" >&2; \
+	else \
+		echo "python3 -m venv $(PY_VENV) && pip install -r test/python/requirements.txt"; \
+		python3 -m venv $(PY_VENV) && \
+		$(PY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r test/python/requirements.txt && \
+		cp test/python/requirements.txt $(PY_VENV)/requirements.txt; \
+	fi
 
 # The NATS server go.mod requires (the Go tests run the same one
 # in-process); clients/js's cluster test runs it as a process.
