@@ -45,6 +45,11 @@ type Conn struct {
 	// reqIdx picks the upgrade request's template: 0 the loop's, i its
 	// reqs[i-1] (DialOptions.Host).
 	reqIdx uint16
+	// ext: permessage-deflate state (deflate.go's ext bits), and the
+	// server's window when it keeps its context. Both sit in what was
+	// padding: a connection without the extension costs nothing more.
+	ext        uint8
+	windowBits uint8
 
 	// Tag is the caller's: typically an index into its own per-connection
 	// table. The engine never reads it.
@@ -61,6 +66,10 @@ type Conn struct {
 
 	tls *tlsfd.Conn // wss://, after the TLS handshake; nil for ws://
 }
+
+// Compressed reports whether the upgrade negotiated permessage-deflate
+// (Options.Compress and a server that accepted).
+func (c *Conn) Compressed() bool { return c.ext&extDeflate != 0 }
 
 // Open reports whether the upgrade is done and no close has started.
 func (c *Conn) Open() bool { return c.state == stateOpen }

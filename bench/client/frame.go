@@ -30,6 +30,7 @@ const (
 
 const (
 	finBit    = 0x80
+	rsv1Bit   = 0x40 // "compressed", with permessage-deflate (RFC 7692)
 	rsvBits   = 0x70
 	opBits    = 0x0f
 	maskBit   = 0x80
@@ -46,25 +47,31 @@ var ErrProtocol = errors.New("client: server broke the WebSocket protocol")
 type frameHeader struct {
 	fin    bool
 	op     OpCode
-	length int // payload bytes
+	rsv1   bool // the message is compressed (permessage-deflate)
+	length int  // payload bytes
 }
 
 // parseFrameHeader parses the server frame header at the start of b. It
 // returns the header and its size in bytes, or n == 0 when b does not hold a
 // whole header yet. maxPayload bounds the declared payload length, so a
 // server cannot make the client buffer an arbitrary amount. A server frame
-// must not be masked and must not set RSV bits (no extension is
-// negotiated); control frames are final and at most 125 bytes.
-func parseFrameHeader(b []byte, maxPayload int) (h frameHeader, n int, err error) {
+// must not be masked and must not set RSV bits, except RSV1 on the first
+// frame of a data message when deflate (permessage-deflate negotiated) is
+// true; control frames are final and at most 125 bytes.
+func parseFrameHeader(b []byte, maxPayload int, deflate bool) (h frameHeader, n int, err error) {
 	if len(b) < 2 {
 		return h, 0, nil
 	}
 	b0, b1 := b[0], b[1]
 	h.fin = b0&finBit != 0
 	h.op = OpCode(b0 & opBits)
+	rsv := b0 & rsvBits
+	if deflate && rsv == rsv1Bit && h.op != OpContinuation && !h.op.isControl() {
+		h.rsv1, rsv = true, 0
+	}
 	switch {
-	case b0&rsvBits != 0:
-		return h, 0, fmt.Errorf("%w: RSV bits 0x%x set", ErrProtocol, b0&rsvBits)
+	case rsv != 0:
+		return h, 0, fmt.Errorf("%w: RSV bits 0x%x set", ErrProtocol, rsv)
 	case b1&maskBit != 0:
 		return h, 0, fmt.Errorf("%w: masked server frame", ErrProtocol)
 	}

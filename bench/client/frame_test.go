@@ -29,12 +29,13 @@ func bits(t testing.TB, s string) []byte {
 func TestParseFrameHeader(t *testing.T) {
 	const max = 1 << 15
 	cases := []struct {
-		name   string
-		in     string // bits
-		extra  []byte // appended after the bits
-		want   frameHeader
-		wantN  int
-		errSub string
+		name    string
+		in      string // bits
+		extra   []byte // appended after the bits
+		deflate bool   // permessage-deflate negotiated
+		want    frameHeader
+		wantN   int
+		errSub  string
 	}{
 		{name: "text 5", in: "1000_0001 0000_0101", want: frameHeader{fin: true, op: OpText, length: 5}, wantN: 2},
 		{name: "not final", in: "0000_0001 0000_0000", want: frameHeader{op: OpText}, wantN: 2},
@@ -48,6 +49,13 @@ func TestParseFrameHeader(t *testing.T) {
 		{name: "len64 cut", in: "1000_0001 0111_1111 0000_0000", wantN: 0},
 		{name: "masked", in: "1000_0001 1000_0101", errSub: "masked"},
 		{name: "rsv1", in: "1100_0001 0000_0101", errSub: "RSV"},
+		{name: "rsv1 deflate", in: "1100_0001 0000_0101", deflate: true, want: frameHeader{fin: true, op: OpText, rsv1: true, length: 5}, wantN: 2},
+		{name: "rsv1 deflate first fragment", in: "0100_0010 0000_0000", deflate: true, want: frameHeader{op: OpBinary, rsv1: true}, wantN: 2},
+		{name: "rsv1 deflate continuation", in: "1100_0000 0000_0101", deflate: true, errSub: "RSV"},
+		{name: "rsv1 deflate ping", in: "1100_1001 0000_0000", deflate: true, errSub: "RSV"},
+		{name: "rsv1 deflate close", in: "1100_1000 0000_0000", deflate: true, errSub: "RSV"},
+		{name: "rsv2 deflate", in: "1010_0001 0000_0101", deflate: true, errSub: "RSV"},
+		{name: "rsv1+3 deflate", in: "1101_0001 0000_0101", deflate: true, errSub: "RSV"},
 		{name: "reserved opcode", in: "1000_0011 0000_0000", errSub: "reserved opcode"},
 		{name: "fragmented ping", in: "0000_1001 0000_0000", errSub: "control"},
 		{name: "long ping", in: "1000_1001 0111_1110 0000_0000 0111_1110", errSub: "control"},
@@ -57,7 +65,7 @@ func TestParseFrameHeader(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			in := append(bits(t, tc.in), tc.extra...)
-			h, n, err := parseFrameHeader(in, max)
+			h, n, err := parseFrameHeader(in, max, tc.deflate)
 			if tc.errSub != "" {
 				if !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), tc.errSub) {
 					t.Fatalf("err = %v, want ErrProtocol mentioning %q", err, tc.errSub)
@@ -90,7 +98,7 @@ func TestAppendMaskedFrame(t *testing.T) {
 		// parser, then unmask.
 		unmasked := append([]byte(nil), f...)
 		unmasked[1] &^= maskBit
-		h, n, err := parseFrameHeader(unmasked, 1<<20)
+		h, n, err := parseFrameHeader(unmasked, 1<<20, false)
 		if err != nil || h.length != size || !h.fin || h.op != OpText {
 			t.Fatalf("size %d: parse %+v n=%d err=%v", size, h, n, err)
 		}
@@ -129,11 +137,13 @@ func FuzzParseFrameHeader(f *testing.F) {
 	f.Add([]byte{0x89, 0x00})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		const max = 4096
-		h, n, err := parseFrameHeader(b, max)
+		deflate := len(b) > 0 && b[len(b)-1]&1 == 1 // either way, from the input
+		h, n, err := parseFrameHeader(b, max, deflate)
 		if err != nil || n == 0 {
 			return
 		}
-		if n > len(b) || h.length < 0 || h.length > max || (h.op.isControl() && (h.length > maxLen7 || !h.fin)) {
+		if n > len(b) || h.length < 0 || h.length > max || (h.op.isControl() && (h.length > maxLen7 || !h.fin)) ||
+			(h.rsv1 && (!deflate || h.op.isControl() || h.op == OpContinuation)) {
 			t.Fatalf("accepted bad header %+v n=%d from %x", h, n, b)
 		}
 	})

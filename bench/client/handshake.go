@@ -95,24 +95,26 @@ func acceptFor(key *[24]byte) (accept [28]byte) {
 }
 
 // parseResponse checks the handshake response at the start of b. It returns
-// the length of the response header (the frames that follow start there),
-// errIncomplete while the blank line has not arrived, or a *HandshakeError.
-func parseResponse(b []byte, key *[24]byte) (int, error) {
+// the length of the response header (the frames that follow start there)
+// and the values of its Sec-WebSocket-Extensions lines (slices of b; nil
+// when there is none), errIncomplete while the blank line has not arrived,
+// or a *HandshakeError.
+func parseResponse(b []byte, key *[24]byte) (n int, extensions [][]byte, err error) {
 	end := bytes.Index(b, []byte("\r\n\r\n"))
 	if end < 0 {
 		if len(b) > maxResponseHeader {
-			return 0, &HandshakeError{Status: 0, Detail: "response header over 8 KiB"}
+			return 0, nil, &HandshakeError{Status: 0, Detail: "response header over 8 KiB"}
 		}
-		return 0, errIncomplete
+		return 0, nil, errIncomplete
 	}
 	lines := b[:end]
 	status, rest, _ := bytes.Cut(lines, []byte("\r\n"))
 	code, err := parseStatusLine(status)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if code != http.StatusSwitchingProtocols {
-		return 0, &HandshakeError{Status: code, Detail: string(bytes.TrimSpace(status))}
+		return 0, nil, &HandshakeError{Status: code, Detail: string(bytes.TrimSpace(status))}
 	}
 	var upgrade, connection, accept bool
 	want := acceptFor(key)
@@ -121,7 +123,7 @@ func parseResponse(b []byte, key *[24]byte) (int, error) {
 		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
 		name, value, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
-			return 0, &HandshakeError{Status: code, Detail: fmt.Sprintf("malformed header line %q", line)}
+			return 0, nil, &HandshakeError{Status: code, Detail: fmt.Sprintf("malformed header line %q", line)}
 		}
 		value = bytes.TrimSpace(value)
 		switch {
@@ -131,17 +133,19 @@ func parseResponse(b []byte, key *[24]byte) (int, error) {
 			connection = hasToken(value, "upgrade")
 		case asciiEqualFold(name, "Sec-WebSocket-Accept"):
 			accept = bytes.Equal(value, want[:])
+		case asciiEqualFold(name, "Sec-WebSocket-Extensions"):
+			extensions = append(extensions, value)
 		}
 	}
 	switch {
 	case !upgrade:
-		return 0, &HandshakeError{Status: code, Detail: "no Upgrade: websocket"}
+		return 0, nil, &HandshakeError{Status: code, Detail: "no Upgrade: websocket"}
 	case !connection:
-		return 0, &HandshakeError{Status: code, Detail: "no Connection: Upgrade"}
+		return 0, nil, &HandshakeError{Status: code, Detail: "no Connection: Upgrade"}
 	case !accept:
-		return 0, &HandshakeError{Status: code, Detail: "missing or wrong Sec-WebSocket-Accept"}
+		return 0, nil, &HandshakeError{Status: code, Detail: "missing or wrong Sec-WebSocket-Accept"}
 	}
-	return end + 4, nil
+	return end + 4, extensions, nil
 }
 
 // parseStatusLine returns the code of "HTTP/1.1 101 Switching Protocols".

@@ -55,7 +55,7 @@ func TestParseResponse(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			n, err := parseResponse([]byte(tc.in), &key)
+			n, _, err := parseResponse([]byte(tc.in), &key)
 			var he *HandshakeError
 			switch {
 			case tc.wantN > 0:
@@ -78,7 +78,7 @@ func TestParseResponse(t *testing.T) {
 func TestParseResponseTooLong(t *testing.T) {
 	key := handshakeKey(1)
 	long := "HTTP/1.1 101 OK\r\nX: " + strings.Repeat("a", maxResponseHeader)
-	if _, err := parseResponse([]byte(long), &key); err == nil || errors.Is(err, errIncomplete) {
+	if _, _, err := parseResponse([]byte(long), &key); err == nil || errors.Is(err, errIncomplete) {
 		t.Fatalf("err = %v, want a handshake error for an endless header", err)
 	}
 }
@@ -92,7 +92,7 @@ func FuzzParseResponse(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 404 Not Found\r\n\r\n"))
 	f.Add([]byte("\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		n, err := parseResponse(b, &key)
+		n, _, err := parseResponse(b, &key)
 		if err == nil && (n < 4 || n > len(b) || string(b[n-4:n]) != "\r\n\r\n") {
 			t.Fatalf("accepted %q with n=%d", b, n)
 		}

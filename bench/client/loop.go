@@ -40,6 +40,11 @@ type Options struct {
 	// over TLS (see tls.go). Set ServerName (SNI and the name checked in
 	// the certificate) or InsecureSkipVerify. [nil: ws://]
 	TLS *tls.Config
+	// Compress offers permessage-deflate (RFC 7692) in every upgrade, as
+	// browsers do; messages the server compresses are inflated before
+	// OnMessage (see deflate.go). A server may decline: the connection is
+	// then plain. [false: no offer]
+	Compress bool
 }
 
 func (o *Options) setDefaults() {
@@ -124,6 +129,47 @@ type Loop struct {
 	stopping   bool
 	onDrained  func()               // Shutdown's done, called when live reaches 0
 	tlsState   *tls.ConnectionState // the first TLS handshake's, for reports
+	inf        inflater             // permessage-deflate (Options.Compress)
+	deflate    *Deflate             // the first accepted offer's answer, for reports
+	counters   Counters
+}
+
+// Counters are a loop's running totals since New, for a caller measuring
+// what crossed the wire: take them at two moments and subtract.
+type Counters struct {
+	// BytesRead is what the loop read from its sockets: handshake
+	// responses and whole frames, headers included. Over wss:// it counts
+	// the WebSocket bytes the TLS records carried, not the records.
+	BytesRead int64 `json:"bytes_read"`
+	// Messages counts the data messages handed to OnMessage; Compressed
+	// those of them that arrived compressed; MessageBytes their sizes as
+	// handed over (after inflation).
+	Messages     int64 `json:"messages"`
+	Compressed   int64 `json:"compressed"`
+	MessageBytes int64 `json:"message_bytes"`
+	// Deflate and Plain count upgrades that negotiated permessage-deflate
+	// and upgrades that did not (with Options.Compress: the server
+	// declined the offer).
+	Deflate int64 `json:"deflate"`
+	Plain   int64 `json:"plain"`
+}
+
+// Sub returns c less o, field by field.
+func (c Counters) Sub(o Counters) Counters {
+	return Counters{
+		BytesRead: c.BytesRead - o.BytesRead, Messages: c.Messages - o.Messages,
+		Compressed: c.Compressed - o.Compressed, MessageBytes: c.MessageBytes - o.MessageBytes,
+		Deflate: c.Deflate - o.Deflate, Plain: c.Plain - o.Plain,
+	}
+}
+
+// Add returns c plus o, field by field.
+func (c Counters) Add(o Counters) Counters {
+	return Counters{
+		BytesRead: c.BytesRead + o.BytesRead, Messages: c.Messages + o.Messages,
+		Compressed: c.Compressed + o.Compressed, MessageBytes: c.MessageBytes + o.MessageBytes,
+		Deflate: c.Deflate + o.Deflate, Plain: c.Plain + o.Plain,
+	}
 }
 
 // New creates a loop. Run must then be called on a goroutine of its own.
@@ -131,6 +177,13 @@ func New(opts Options, h Handler) (*Loop, error) {
 	opts.setDefaults()
 	if !opts.Addr.IsValid() {
 		return nil, errors.New("client: Options.Addr is not set")
+	}
+	if opts.Compress {
+		opts.Header = opts.Header.Clone()
+		if opts.Header == nil {
+			opts.Header = http.Header{}
+		}
+		opts.Header.Set("Sec-WebSocket-Extensions", DeflateOffer)
 	}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -159,6 +212,14 @@ func New(opts Options, h Handler) (*Loop, error) {
 		rbuf:      make([]byte, opts.ReadBufferSize),
 	}, nil
 }
+
+// Counters returns the loop's running totals. Loop goroutine only.
+func (l *Loop) Counters() Counters { return l.counters }
+
+// DeflateAnswer is the server's answer to the first permessage-deflate
+// offer it accepted, or nil while none has been (or without
+// Options.Compress). Loop goroutine only.
+func (l *Loop) DeflateAnswer() *Deflate { return l.deflate }
 
 // Now is the loop clock: time since New, monotonic.
 func (l *Loop) Now() time.Duration { return time.Since(l.base) }
@@ -520,6 +581,7 @@ func (l *Loop) readAll(c *Conn, hup bool) {
 			l.onEOF(c)
 			return
 		}
+		l.counters.BytesRead += int64(n)
 		l.input(c, l.rbuf[:n])
 		if n < len(l.rbuf) && !hup {
 			return
@@ -547,12 +609,15 @@ func (l *Loop) input(c *Conn, data []byte) {
 			buf = c.in
 		}
 		key := handshakeKey(l.opts.Seed ^ uint64(c.gen))
-		n, err := parseResponse(buf, &key)
+		n, exts, err := parseResponse(buf, &key)
 		if err == errIncomplete {
 			if len(c.in) == 0 {
 				c.in = append([]byte(nil), data...)
 			}
 			return
+		}
+		if err == nil {
+			err = l.negotiated(c, exts)
 		}
 		if err != nil {
 			l.finish(c, err, true)
@@ -582,7 +647,7 @@ func (l *Loop) frames(c *Conn, data []byte) {
 		buf = c.in
 	}
 	for c.state == stateOpen || c.state == stateClosing {
-		h, hn, err := parseFrameHeader(buf, l.opts.MaxMessageBytes)
+		h, hn, err := parseFrameHeader(buf, l.opts.MaxMessageBytes, c.ext&extDeflate != 0)
 		if err != nil {
 			l.protocolError(c, err)
 			return
@@ -620,10 +685,13 @@ func (l *Loop) frame(c *Conn, h frameHeader, payload []byte) {
 			return // nothing counts after the server's close frame
 		}
 		if h.fin {
-			l.h.OnMessage(c, payload)
+			l.message(c, payload, h.rsv1)
 			return
 		}
 		c.fragOp = h.op
+		if h.rsv1 {
+			c.ext |= extFragFlate
+		}
 		c.frag = append(c.frag[:0], payload...)
 	case OpContinuation:
 		if c.fragOp == OpContinuation {
@@ -636,10 +704,11 @@ func (l *Loop) frame(c *Conn, h frameHeader, payload []byte) {
 		}
 		c.frag = append(c.frag, payload...)
 		if h.fin {
-			msg := c.frag
+			msg, compressed := c.frag, c.ext&extFragFlate != 0
 			c.frag, c.fragOp = nil, OpContinuation
+			c.ext &^= extFragFlate
 			if !c.gotClose {
-				l.h.OnMessage(c, msg)
+				l.message(c, msg, compressed)
 			}
 		}
 	case OpPing:
@@ -666,6 +735,52 @@ func (l *Loop) frame(c *Conn, h frameHeader, payload []byte) {
 			l.startClosing(c, l.opts.CloseTimeout)
 		}
 	}
+}
+
+// message hands one complete data message of c to the handler, inflated
+// first when it arrived compressed.
+func (l *Loop) message(c *Conn, msg []byte, compressed bool) {
+	if compressed {
+		var err error
+		if msg, err = l.inf.inflate(c, msg, l.opts.MaxMessageBytes); err != nil {
+			l.protocolError(c, err)
+			return
+		}
+		l.counters.Compressed++
+	}
+	l.counters.Messages++
+	l.counters.MessageBytes += int64(len(msg))
+	l.h.OnMessage(c, msg)
+}
+
+// negotiated settles c's extensions from the Sec-WebSocket-Extensions
+// values of its 101 answer: an answer to an offer never made, or one this
+// side cannot take, fails the connection.
+func (l *Loop) negotiated(c *Conn, exts [][]byte) error {
+	if !l.opts.Compress {
+		if len(exts) > 0 {
+			return &HandshakeError{Status: 101, Detail: fmt.Sprintf("Sec-WebSocket-Extensions %q answers no offer", exts[0])}
+		}
+		return nil
+	}
+	d, ok, err := parseExtensions(exts)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		l.counters.Plain++
+		return nil
+	}
+	l.counters.Deflate++
+	c.ext |= extDeflate
+	if !d.ServerNoContextTakeover {
+		c.ext |= extTakeover
+		c.windowBits = uint8(d.ServerMaxWindowBits)
+	}
+	if l.deflate == nil {
+		l.deflate = &d
+	}
+	return nil
 }
 
 func (l *Loop) protocolError(c *Conn, err error) {
@@ -774,6 +889,9 @@ func (l *Loop) finish(c *Conn, err error, reset bool) {
 	l.conns[c.fd] = nil
 	c.state = stateClosed
 	c.in, c.frag, c.out = nil, nil, nil
+	if c.ext&extTakeover != 0 {
+		l.inf.forget(c)
+	}
 	l.live--
 	l.h.OnClose(c, err)
 	l.checkDrained()

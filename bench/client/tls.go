@@ -158,6 +158,7 @@ func (l *Loop) readTLS(c *Conn) {
 	for c.state != stateClosed && !c.paused {
 		n, err := c.tls.Read(l.rbuf)
 		if n > 0 {
+			l.counters.BytesRead += int64(n)
 			l.input(c, l.rbuf[:n])
 			if c.state == stateClosed {
 				return
