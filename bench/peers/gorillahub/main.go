@@ -3,7 +3,7 @@
 // a writer goroutine per connection. It speaks shardgate's client protocol
 // subset, so shardbench drives it with -target gorillahub.
 //
-//	gorillahub -listen :8090 -admin 127.0.0.1:9190
+//	gorillahub -listen :8090 -admin 127.0.0.1:9190 [-compression]
 //
 // Admin listener: GET /metrics (Prometheus default registry: go_goroutines,
 // process_resident_memory_bytes, ...), POST /api/publish
@@ -44,6 +44,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.IntVar(&opts.SendQueue, "send-queue", 256, "messages queued per client before it is dropped as a slow consumer")
 	fs.Int64Var(&opts.MaxMessageBytes, "max-message-bytes", 65536, "largest client message")
 	fs.DurationVar(&opts.PingInterval, "ping-interval", 30*time.Second, "heartbeat ping period")
+	fs.BoolVar(&opts.Compression, "compression", false, "accept permessage-deflate offers and compress messages to clients that negotiated it")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)

@@ -44,6 +44,12 @@ type Options struct {
 	PingInterval    time.Duration // heartbeat [30s]
 	PongWait        time.Duration // a client silent this long is dropped [90s]
 	WriteWait       time.Duration // one write may take this long [10s]
+	// Compression accepts permessage-deflate offers (gorilla answers
+	// server_no_context_takeover and client_no_context_takeover) and
+	// compresses every message to clients that negotiated it, at
+	// compress/flate level 1. A broadcast is compressed once: a
+	// PreparedMessage keeps one frame per kind of connection. [false]
+	Compression bool
 	// Registerer receives the hub's metrics [prometheus.DefaultRegisterer].
 	Registerer prometheus.Registerer
 	Log        *slog.Logger
@@ -122,7 +128,8 @@ func New(opts Options) (*Hub, error) {
 			WriteBufferPool: &sync.Pool{},
 			// A benchmark peer accepts any origin, like shardgate without
 			// -allowed-origins.
-			CheckOrigin: func(*http.Request) bool { return true },
+			CheckOrigin:       func(*http.Request) bool { return true },
+			EnableCompression: opts.Compression,
 		},
 		register:   make(chan *client),
 		unregister: make(chan *client),

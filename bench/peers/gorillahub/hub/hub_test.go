@@ -181,3 +181,37 @@ func value(t *testing.T, m prometheus.Metric) float64 {
 	}
 	return d.Counter.GetValue()
 }
+
+// With Compression the hub accepts a permessage-deflate offer, and
+// broadcasts still arrive intact to clients with and without it.
+func TestCompression(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		s := startHub(t, Options{Compression: on})
+		d := websocket.Dialer{EnableCompression: true}
+		c, resp, err := d.Dial("ws://"+s.Addr().String()+"/ws", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain := dial(t, s)
+		got := resp.Header.Get("Sec-WebSocket-Extensions")
+		if want := map[bool]string{true: "permessage-deflate; server_no_context_takeover; client_no_context_takeover"}[on]; got != want {
+			t.Fatalf("compression %v: extensions %q, want %q", on, got, want)
+		}
+		for _, conn := range []*websocket.Conn{c, plain} {
+			if got := roundTrip(t, conn, `{"type":"subscribe","channel":"z","id":1}`); !strings.Contains(got, "subscribed") {
+				t.Fatalf("subscribe: %s", got)
+			}
+		}
+		data := `"` + strings.Repeat("compressible ", 100) + `"`
+		if code, _ := publish(t, s, `{"channel":"z","data":`+data+`}`); code != 200 {
+			t.Fatalf("publish: %d", code)
+		}
+		for _, conn := range []*websocket.Conn{c, plain} {
+			if got := next(t, conn); got != `{"type":"message","channel":"z","data":`+data+`}` {
+				t.Fatalf("compression %v: got %.60s...", on, got)
+			}
+		}
+		c.Close()
+		http.DefaultClient.CloseIdleConnections()
+	}
+}
