@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shardgate/shardgate/bench/client"
 	"github.com/shardgate/shardgate/bench/hist"
 	"github.com/shardgate/shardgate/bench/promscrape"
 	"github.com/shardgate/shardgate/bench/report"
@@ -48,7 +49,10 @@ type Config struct {
 	ChannelPrefix string
 	Rate          float64 // fanout: messages per second
 	Size          int     // bytes of each message's data
-	Duration      time.Duration
+	// Payload is what fills a message's data (fanout, echo): PayloadPad
+	// (the default) or PayloadJSON.
+	Payload  string
+	Duration time.Duration
 	// Wait is how long fanout waits, after the last publish, for messages
 	// still on their way.
 	Wait             time.Duration
@@ -65,6 +69,9 @@ type Config struct {
 	Soak SoakConfig
 	// TLS says how workers check the certificate of a wss:// URL.
 	TLS *TLSOptions
+	// Compress offers permessage-deflate on every connection; the report
+	// says how many accepted.
+	Compress bool
 	// Chaos holds the chaos scenario's own settings.
 	Chaos ChaosConfig
 }
@@ -142,9 +149,9 @@ func (c *Config) plans() []Plan {
 			URL: url, Addr: addr,
 			Conns: n, First: first, SourceIPs: sourcesFor(c.SourceIPs, i, c.Procs),
 			ConnectRate: rate, Inflight: c.Inflight,
-			Channels: c.Channels, ChannelPrefix: c.ChannelPrefix, Size: c.Size,
+			Channels: c.Channels, ChannelPrefix: c.ChannelPrefix, Size: c.Size, Payload: c.Payload,
 			HandshakeTimeout: c.HandshakeTimeout, CloseTimeout: c.CloseTimeout, ProgressEvery: c.ProgressEvery,
-			TLS: c.TLS,
+			TLS: c.TLS, Compress: c.Compress,
 		}
 		if c.Scenario == ScenarioSoak {
 			plans[i].Soak = c.soakPlan(i)
@@ -183,6 +190,8 @@ type workerState struct {
 	atReady    Usage
 	perChannel []int64
 	tls        *tlsInfo
+	wire       client.Counters // at ready
+	deflate    string          // the server's answer to the offer (ready)
 	result     *result
 	churnDone  bool          // soak: its churn is over
 	ended      bool          // its event stream ended
@@ -441,6 +450,10 @@ func (c *coordinator) handle(we workerEvent) error {
 		w.ready = true
 		w.perChannel = ev.PerChannel
 		w.tls = ev.TLS
+		if ev.Wire != nil {
+			w.wire = *ev.Wire
+		}
+		w.deflate = ev.Deflate
 		if ev.Usage != nil {
 			w.atReady = *ev.Usage
 		}
@@ -545,13 +558,54 @@ func (c *coordinator) newReport() *report.Report {
 		rep.Params.HoldS = cfg.Hold.Seconds()
 	case ScenarioFanout:
 		rep.Params.Channels, rep.Params.Rate, rep.Params.Size, rep.Params.DurationS = cfg.Channels, cfg.Rate, cfg.Size, cfg.Duration.Seconds()
+		rep.Params.Payload = payloadName(cfg.Payload)
 	case ScenarioEcho:
 		rep.Params.Size, rep.Params.DurationS = cfg.Size, cfg.Duration.Seconds()
+		rep.Params.Payload = payloadName(cfg.Payload)
 	case ScenarioSoak, ScenarioChaos:
 		rep.Params.Channels, rep.Params.Rate, rep.Params.Size, rep.Params.DurationS = cfg.Channels, cfg.Rate, cfg.Size, cfg.Duration.Seconds()
 	}
 	rep.Server.MetricsURL = c.tgt.MetricsURL(cfg.AdminURL)
 	return rep
+}
+
+// payloadName is the report's name of a payload kind.
+func payloadName(kind string) string {
+	if kind == "" {
+		return PayloadPad
+	}
+	return kind
+}
+
+// wireOf sums what the workers' clients read in the measured phase, per
+// delivery (deliveries: messages or round trips).
+func wireOf(wire client.Counters, deliveries int64) report.Wire {
+	w := report.Wire{Bytes: wire.BytesRead}
+	if deliveries > 0 {
+		w.BytesPerDelivery = round3(float64(wire.BytesRead) / float64(deliveries))
+		w.MessageBytesPerDelivery = round3(float64(wire.MessageBytes) / float64(deliveries))
+	}
+	return w
+}
+
+// compression reports what came of the permessage-deflate offer: the
+// upgrades as counted when every worker was ready, the messages of the
+// measured phase.
+func (c *coordinator) compression(measured client.Counters) *report.Compression {
+	if !c.cfg.Compress {
+		return nil
+	}
+	r := &report.Compression{Offer: client.DeflateOffer}
+	for _, w := range c.workers {
+		r.Negotiated += w.wire.Deflate
+		r.Declined += w.wire.Plain
+		if r.Answer == "" {
+			r.Answer = w.deflate
+		}
+	}
+	r.CompressedMessages = measured.Compressed
+	r.PlainMessages = measured.Messages - measured.Compressed
+	return r
 }
 
 // addrStrings writes addresses compactly: runs of consecutive addresses
@@ -584,12 +638,14 @@ func (c *coordinator) fill(rep *report.Report, self, children Usage) {
 	rep.ElapsedS = round3(elapsed.Seconds())
 
 	var total Stats
+	var wire client.Counters
 	failures, drops, errs := map[string]int64{}, map[string]int64{}, map[string]int64{}
 	lat, hs := hist.New(), hist.New()
 	var echoRate, echoWindow float64
 	for i, w := range c.workers {
 		r := w.result
 		total.add(r.Stats)
+		wire = wire.Add(r.Wire)
 		addCounts(failures, r.Failures)
 		addCounts(drops, r.Drops)
 		addCounts(errs, r.Errors)
@@ -615,6 +671,7 @@ func (c *coordinator) fill(rep *report.Report, self, children Usage) {
 		cn.PerSecond = round3(float64(total.Opened) / (float64(total.LastOpen-total.FirstDial) / 1e9))
 	}
 	cn.Handshake = report.LatencyOf(hs)
+	rep.Compression = c.compression(wire)
 	if cfg.isTLS() {
 		var seen *tlsInfo
 		for _, w := range c.workers {
@@ -652,6 +709,7 @@ func (c *coordinator) fill(rep *report.Report, self, children Usage) {
 			PublishS: round3(p.window.Seconds()),
 			Expected: p.expected, Delivered: total.Delivered, Reordered: total.Reordered,
 			Latency: report.LatencyOf(lat), Errors: nonEmpty(errs),
+			Wire: wireOf(wire, total.Delivered),
 		}
 		if f.Expected > 0 {
 			f.DeliveredPct = round3(100 * float64(f.Delivered) / float64(f.Expected))
@@ -685,6 +743,7 @@ func (c *coordinator) fill(rep *report.Report, self, children Usage) {
 		rep.Echo = &report.Echo{
 			RoundTrips: total.RoundTrips, Seconds: round3(echoWindow), PerSecond: round3(echoRate),
 			Latency: report.LatencyOf(lat), Errors: nonEmpty(errs),
+			Wire: wireOf(wire, total.RoundTrips),
 		}
 		deliveries = total.RoundTrips
 		if n := errs["rate_limited"]; n > 0 {

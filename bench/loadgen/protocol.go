@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/shardgate/shardgate/bench/client"
 	"github.com/shardgate/shardgate/bench/hist"
 	"github.com/shardgate/shardgate/bench/target"
 )
@@ -37,11 +38,14 @@ type Plan struct {
 	Channels         int           `json:"channels"`
 	ChannelPrefix    string        `json:"channel_prefix"`
 	Size             int           `json:"size"`
+	Payload          string        `json:"payload,omitempty"` // PayloadPad or PayloadJSON
 	HandshakeTimeout time.Duration `json:"handshake_timeout"`
 	CloseTimeout     time.Duration `json:"close_timeout"`
 	ProgressEvery    time.Duration `json:"progress_every"`
 	// TLS: how a wss:// URL's certificate is checked (nil: system roots).
 	TLS *TLSOptions `json:"tls,omitempty"`
+	// Compress: offer permessage-deflate on every upgrade.
+	Compress bool `json:"compress,omitempty"`
 	// Soak is the churn this worker runs beside its steady subscribers.
 	Soak *SoakPlan `json:"soak,omitempty"`
 	// Chaos: every node of the cluster (connection g starts on node
@@ -101,6 +105,12 @@ type event struct {
 
 	// TLS is what the worker's first TLS handshake negotiated (ready).
 	TLS *tlsInfo `json:"tls,omitempty"`
+	// Wire is the worker's client counters (ready): bytes read, messages,
+	// upgrades with and without permessage-deflate.
+	Wire *client.Counters `json:"wire,omitempty"`
+	// Deflate is the server's answer to the first accepted
+	// permessage-deflate offer (ready), "" when none was.
+	Deflate string `json:"deflate,omitempty"`
 }
 
 // Stats are a worker's running counts.
@@ -172,6 +182,9 @@ type result struct {
 	// closing its connections; Usage is at the very end.
 	AtStop Usage `json:"at_stop"`
 	Usage  Usage `json:"usage"`
+	// Wire is what the worker's connections read from ready to the end
+	// of the measured phase (client counters, AtStop less ready).
+	Wire client.Counters `json:"wire"`
 	// Soak: what the steady subscribers lost and how the churn went.
 	Soak *soakResult `json:"soak,omitempty"`
 	// Chaos: per-client checks and reconnect times.

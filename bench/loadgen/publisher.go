@@ -60,7 +60,7 @@ func (p *publisher) run(ctx context.Context) {
 		ch := k % p.cfg.Channels
 		seq[ch]++
 		now := time.Now()
-		data = AppendData(data[:0], now.UnixNano(), seq[ch], p.cfg.Size)
+		data = AppendPayload(data[:0], p.cfg.Payload, now.UnixNano(), seq[ch], p.cfg.Size)
 		err := p.publish(ctx, sched.chans[ch], data)
 		if ctx.Err() != nil {
 			return

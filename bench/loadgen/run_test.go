@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,16 +16,20 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shardgate/shardgate/bench/client"
 	"github.com/shardgate/shardgate/bench/peers/gorillahub/hub"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func startHub(t *testing.T) *hub.Server {
+func startHub(t *testing.T) *hub.Server { t.Helper(); return startHubWith(t, hub.Options{}) }
+
+func startHubWith(t *testing.T, opts hub.Options) *hub.Server {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	s, err := hub.Start(hub.Options{Registerer: reg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, "127.0.0.1:0", "127.0.0.1:0", reg)
+	opts.Registerer, opts.Log = reg, slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := hub.Start(opts, "127.0.0.1:0", "127.0.0.1:0", reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +71,50 @@ func TestRunInProcessFanout(t *testing.T) {
 	}
 	if !progressed {
 		t.Fatal("OnProgress never called")
+	}
+}
+
+// permessage-deflate against the gorilla peer with compression on and off:
+// the offer is accepted or declined, messages arrive either way, and the
+// bytes read per delivery show the difference.
+func TestRunInProcessFanoutCompressed(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		t.Run(fmt.Sprintf("server compression %v", on), func(t *testing.T) {
+			s := startHubWith(t, hub.Options{Compression: on})
+			cfg := config(ScenarioFanout, s.Addr().String(), s.AdminAddr().String())
+			cfg.Compress, cfg.Payload, cfg.Size = true, PayloadJSON, 1024
+			rep, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, z := rep.Fanout, rep.Compression
+			if f.Delivered != f.Expected || f.Expected == 0 || z == nil || rep.Params.Payload != PayloadJSON {
+				t.Fatalf("fanout %+v compression %+v", f, z)
+			}
+			if z.Offer != client.DeflateOffer || z.Negotiated+z.Declined != 50 {
+				t.Fatalf("compression %+v: want 50 answers to the offer", z)
+			}
+			// The envelope adds a few dozen bytes to the 1,024 of data.
+			if m := f.Wire.MessageBytesPerDelivery; m < 1024 || m > 1100 {
+				t.Fatalf("%.0f message bytes per delivery, want 1,024 of data and the envelope", m)
+			}
+			if on {
+				if z.Negotiated != 50 || z.CompressedMessages != f.Delivered || z.PlainMessages != 0 || z.Answer == "" {
+					t.Fatalf("compression %+v: want every upgrade and message compressed", z)
+				}
+				if f.Wire.BytesPerDelivery*2 > f.Wire.MessageBytesPerDelivery {
+					t.Fatalf("wire %+v: the JSON payload did not shrink to half", f.Wire)
+				}
+			} else {
+				if z.Declined != 50 || z.CompressedMessages != 0 || z.Answer != "" {
+					t.Fatalf("compression %+v: want every offer declined", z)
+				}
+				// Plain: the message and a 4-byte frame header.
+				if f.Wire.BytesPerDelivery != f.Wire.MessageBytesPerDelivery+4 {
+					t.Fatalf("wire %+v: want the message plus a 4-byte header", f.Wire)
+				}
+			}
+		})
 	}
 }
 

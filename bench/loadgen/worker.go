@@ -142,6 +142,9 @@ type worker struct {
 	pumpArmed bool
 	readySent bool
 
+	// wireAtReady: the client counters when every connection was set up.
+	wireAtReady client.Counters
+
 	echoRunning bool
 	echoStart   int64
 	echoEnd     int64
@@ -227,6 +230,7 @@ func newWorker(p Plan, em *emitter) (*worker, error) {
 		CloseTimeout:     p.CloseTimeout,
 		Seed:             uint64(time.Now().UnixNano()) ^ uint64(p.First)<<32,
 		TLS:              tlsCfg,
+		Compress:         p.Compress,
 	}, w)
 	if err != nil {
 		return nil, err
@@ -342,7 +346,13 @@ func (w *worker) checkReady() {
 	}
 	w.readySent = true
 	u := getUsage(unix.RUSAGE_SELF)
-	w.em.emit(event{Ev: evReady, Stats: w.stats, PerChannel: w.perChannel, Usage: &u, TLS: tlsInfoOf(w.loop.TLSState())})
+	w.wireAtReady = w.loop.Counters()
+	var deflate string
+	if d := w.loop.DeflateAnswer(); d != nil {
+		deflate = d.String()
+	}
+	w.em.emit(event{Ev: evReady, Stats: w.stats, PerChannel: w.perChannel, Usage: &u, TLS: tlsInfoOf(w.loop.TLSState()),
+		Wire: &w.wireAtReady, Deflate: deflate})
 }
 
 // ready marks connection r as set up.
@@ -556,7 +566,7 @@ func (w *worker) echoSend(r *connRec) {
 	r.sentSeq = r.lastSeq + 1
 	r.waiting = true
 	w.id++
-	w.data = AppendData(w.data[:0], time.Now().UnixNano(), r.sentSeq, w.plan.Size)
+	w.data = AppendPayload(w.data[:0], w.plan.Payload, time.Now().UnixNano(), r.sentSeq, w.plan.Size)
 	w.msg = w.tgt.AppendPublish(w.msg[:0], echoChannel(w.plan.ChannelPrefix, w.plan.First+r.conn.Tag), w.data, w.id)
 	_ = r.conn.Send(w.msg)
 }
@@ -582,6 +592,7 @@ func (w *worker) stop(stream *streamEnd) {
 	}
 	w.stopping = true
 	atStop := getUsage(unix.RUSAGE_SELF)
+	wire := w.loop.Counters().Sub(w.wireAtReady)
 	w.loop.Shutdown(w.plan.CloseTimeout, func() {
 		w.em.emit(event{Ev: evResult, Stats: w.stats, Result: &result{
 			Stats:     w.stats,
@@ -594,6 +605,7 @@ func (w *worker) stop(stream *streamEnd) {
 			EchoEnd:   w.echoEnd,
 			AtStop:    atStop,
 			Usage:     getUsage(unix.RUSAGE_SELF),
+			Wire:      wire,
 			Soak:      w.soakResult(soak),
 			Chaos:     chaos,
 		}})

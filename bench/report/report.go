@@ -17,16 +17,20 @@ import (
 
 // Report is one run of one scenario against one target.
 type Report struct {
-	Scenario  string    `json:"scenario"`
-	Target    string    `json:"target"`
-	URL       string    `json:"url"`
-	AdminURL  string    `json:"admin_url"`
-	Command   string    `json:"command"`
-	Started   time.Time `json:"started"`
-	ElapsedS  float64   `json:"elapsed_s"`
-	Machine   Machine   `json:"machine"`
-	Params    Params    `json:"params"`
-	TLS       *TLS      `json:"tls,omitempty"` // wss:// runs only
+	Scenario string    `json:"scenario"`
+	Target   string    `json:"target"`
+	URL      string    `json:"url"`
+	AdminURL string    `json:"admin_url"`
+	Command  string    `json:"command"`
+	Started  time.Time `json:"started"`
+	ElapsedS float64   `json:"elapsed_s"`
+	Machine  Machine   `json:"machine"`
+	Params   Params    `json:"params"`
+	TLS      *TLS      `json:"tls,omitempty"` // wss:// runs only
+
+	// Compression: the permessage-deflate offer of a -compress run.
+	Compression *Compression `json:"compression,omitempty"`
+
 	Connect   Connect   `json:"connect"`
 	Fanout    *Fanout   `json:"fanout,omitempty"`
 	Echo      *Echo     `json:"echo,omitempty"`
@@ -61,7 +65,9 @@ type Params struct {
 	Channels    int      `json:"channels,omitempty"`
 	Rate        float64  `json:"rate,omitempty"` // fanout: messages per second
 	Size        int      `json:"size,omitempty"` // bytes of each message's data
-	DurationS   float64  `json:"duration_s,omitempty"`
+	// Payload is what fills each message's data: "pad" or "json".
+	Payload   string  `json:"payload,omitempty"`
+	DurationS float64 `json:"duration_s,omitempty"`
 }
 
 // Connect is the setup of the connections, part of every scenario.
@@ -93,6 +99,37 @@ type TLS struct {
 	ALPN        string `json:"alpn"`
 }
 
+// Compression is what came of offering permessage-deflate (RFC 7692).
+type Compression struct {
+	Offer string `json:"offer"` // the Sec-WebSocket-Extensions value sent
+	// Answer is the server's, from the first upgrade that accepted; ""
+	// when every offer was declined.
+	Answer string `json:"answer,omitempty"`
+	// Negotiated and Declined count upgrades that accepted the offer and
+	// upgrades that did not (101 without the extension).
+	Negotiated int64 `json:"negotiated"`
+	Declined   int64 `json:"declined"`
+	// CompressedMessages and PlainMessages count the data messages of the
+	// measured phase that arrived compressed (RSV1) and those that did not.
+	CompressedMessages int64 `json:"compressed_messages"`
+	PlainMessages      int64 `json:"plain_messages"`
+}
+
+// Wire is what the clients read from their sockets in the measured phase,
+// from every connection set up to the end: whole frames, headers
+// included, and everything else the server sent meanwhile (pings,
+// replies). Over wss:// it counts the WebSocket bytes inside the TLS
+// records, not the records.
+type Wire struct {
+	Bytes int64 `json:"bytes"`
+	// BytesPerDelivery is Bytes per delivered message (fanout) or round
+	// trip (echo): the network cost of one delivery.
+	BytesPerDelivery float64 `json:"bytes_per_delivery"`
+	// MessageBytesPerDelivery is what the messages held after inflation,
+	// per delivery: the size the application sees.
+	MessageBytesPerDelivery float64 `json:"message_bytes_per_delivery"`
+}
+
 // Fanout is the outcome of the fanout scenario.
 type Fanout struct {
 	Channels      int     `json:"channels"`
@@ -113,6 +150,8 @@ type Fanout struct {
 	// ServerCPUPerDeliveryUS is the server's CPU time from the first
 	// publish until every message was in, per delivered message.
 	ServerCPUPerDeliveryUS float64 `json:"server_cpu_per_delivery_us,omitempty"`
+	// Wire is the bytes the clients read, per delivery.
+	Wire Wire `json:"wire"`
 }
 
 // Echo is the outcome of the echo scenario.
@@ -122,6 +161,9 @@ type Echo struct {
 	PerSecond  float64          `json:"per_second"`
 	Latency    Latency          `json:"latency"` // publish frame sent to own message read
 	Errors     map[string]int64 `json:"errors,omitempty"`
+	// Wire is the bytes the clients read, per round trip (the reply to
+	// the publish included).
+	Wire Wire `json:"wire"`
 }
 
 // Latency summarises a histogram, in milliseconds.

@@ -30,11 +30,15 @@ func sample() *Report {
 		ElapsedS: 42.5,
 		Machine:  Machine{Hostname: "bench1", CPUs: 2, CPUModel: "AMD EPYC", Kernel: "Linux 6.1.0", GoVersion: "go1.26.8"},
 		Params: Params{Conns: 15000, Procs: 2, SourceIPs: []string{"127.0.0.2-127.0.0.9"}, Inflight: 1000,
-			Channels: 1, Rate: 10, Size: 256, DurationS: 30},
+			Channels: 1, Rate: 10, Size: 1024, Payload: "json", DurationS: 30},
 		Connect: Connect{Attempted: 15000, Opened: 14998, Failed: 2, Failures: map[string]int64{"refused": 1, "http_503": 1},
 			Seconds: 1.25, PerSecond: 11998.4, Handshake: LatencyOf(h), ServerCPUPerConnUS: 41.5},
 		Fanout: &Fanout{Channels: 1, Subscribed: 14998, Published: 300, PublishS: 29.9, Expected: 4499400, Delivered: 4499400,
-			DeliveredPct: 100, DeliveriesPerSecond: 150480, Latency: LatencyOf(h), ServerCPUPerDeliveryUS: 2.75},
+			DeliveredPct: 100, DeliveriesPerSecond: 150480, Latency: LatencyOf(h), ServerCPUPerDeliveryUS: 2.75,
+			Wire: Wire{Bytes: 1_602_658_000, BytesPerDelivery: 356.2, MessageBytesPerDelivery: 1071.4}},
+		Compression: &Compression{Offer: "permessage-deflate; client_no_context_takeover; client_max_window_bits",
+			Answer:     "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+			Negotiated: 14998, CompressedMessages: 4499400, PlainMessages: 12},
 		Server: Server{MetricsURL: "http://127.0.0.1:9090/metrics",
 			Baseline:        &ServerSample{RSSBytes: 10 << 20, Goroutines: 12, CPUSeconds: 0.5},
 			Loaded:          &ServerSample{RSSBytes: 24 << 20, Goroutines: 12, CPUSeconds: 1.1},
@@ -87,6 +91,7 @@ func TestJSONGolden(t *testing.T) {
 	for _, path := range [][]string{
 		{"connect", "per_second"}, {"fanout", "delivered"}, {"fanout", "expected"},
 		{"fanout", "latency", "p99_ms"}, {"server", "rss_per_conn_bytes"}, {"generator", "cpu_pct"},
+		{"fanout", "wire", "bytes_per_delivery"}, {"compression", "negotiated"},
 	} {
 		var v any = m
 		for _, k := range path {

@@ -10,7 +10,7 @@ import (
 // that failed twice.
 func sampleSoak() *Report {
 	r := sample()
-	r.Scenario, r.Fanout = "soak", nil
+	r.Scenario, r.Fanout, r.Compression = "soak", nil, nil
 	r.Command = "shardbench soak -conns 15000 -duration 30m -churn 20 -procs 2"
 	r.Params = Params{Conns: 15000, Procs: 2, SourceIPs: []string{"127.0.0.2-127.0.0.9"}, Inflight: 1000,
 		Channels: 4, Rate: 10, Size: 64, DurationS: 1800}

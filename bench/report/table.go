@@ -30,6 +30,9 @@ func WriteTable(w io.Writer, r *Report) error {
 	t.printf("connections", "%s opened, %s failed%s, %s dropped%s in %.2f s ("+rate+")",
 		num(c.Opened), num(c.Failed), reasons(c.Failures), num(c.Dropped), reasons(c.DropReasons), c.Seconds, num(int64(c.PerSecond)))
 	t.printf("handshake", "%s", latency(c.Handshake))
+	if z := r.Compression; z != nil {
+		t.printf("compression", "%s", compression(z, c.Opened))
+	}
 	if c.ServerCPUPerConnUS > 0 {
 		t.printf("server CPU", "%.1f µs per upgrade", c.ServerCPUPerConnUS)
 	}
@@ -39,10 +42,16 @@ func WriteTable(w io.Writer, r *Report) error {
 		t.printf("delivered", "%s / %s (%.2f %%), %s reordered%s", num(f.Delivered), num(f.Expected), f.DeliveredPct, num(f.Reordered), errorsOf(f.Errors))
 		t.printf("deliveries/s", "%s", num(int64(f.DeliveriesPerSecond)))
 		t.printf("latency", "%s", latency(f.Latency))
+		if f.Wire.Bytes > 0 {
+			t.printf("wire", "%s", wire(f.Wire, "delivery", r.Compression))
+		}
 	}
 	if e := r.Echo; e != nil {
 		t.printf("round trips", "%s in %.2f s (%s/s)%s", num(e.RoundTrips), e.Seconds, num(int64(e.PerSecond)), errorsOf(e.Errors))
 		t.printf("latency", "%s", latency(e.Latency))
+		if e.Wire.Bytes > 0 {
+			t.printf("wire", "%s", wire(e.Wire, "round trip", r.Compression))
+		}
 	}
 	t.blank()
 	if r.Soak != nil {
@@ -129,13 +138,44 @@ func params(r *Report) string {
 	case "connect":
 		fmt.Fprintf(&b, ", hold %gs", p.HoldS)
 	case "fanout":
-		fmt.Fprintf(&b, "; %d channel(s), %g msg/s × %d B for %gs", p.Channels, p.Rate, p.Size, p.DurationS)
+		fmt.Fprintf(&b, "; %d channel(s), %g msg/s × %d B%s for %gs", p.Channels, p.Rate, p.Size, payloadOf(p), p.DurationS)
 	case "echo":
-		fmt.Fprintf(&b, "; %d B for %gs", p.Size, p.DurationS)
+		fmt.Fprintf(&b, "; %d B%s for %gs", p.Size, payloadOf(p), p.DurationS)
 	case "soak", "chaos":
 		fmt.Fprintf(&b, "; %d channel(s), %g msg/s × %d B for %gs", p.Channels, p.Rate, p.Size, p.DurationS)
 	}
 	return b.String()
+}
+
+// compression describes the permessage-deflate offer and its answers.
+func compression(z *Compression, opened int64) string {
+	switch {
+	case z.Negotiated == 0:
+		return fmt.Sprintf("permessage-deflate offered, declined by every upgrade (%s)", num(z.Declined))
+	case z.Declined == 0:
+		return fmt.Sprintf("permessage-deflate on all %s upgrades: %s", num(z.Negotiated), z.Answer)
+	}
+	return fmt.Sprintf("permessage-deflate on %s of %s upgrades (%s declined): %s", num(z.Negotiated), num(z.Negotiated+z.Declined), num(z.Declined), z.Answer)
+}
+
+// wire describes the bytes read per delivery.
+func wire(w Wire, per string, z *Compression) string {
+	if w.BytesPerDelivery == 0 {
+		return fmt.Sprintf("%s read, no %s to divide by", bytesOf(float64(w.Bytes)), per)
+	}
+	s := fmt.Sprintf("%s B read per %s, frame headers included (messages: %s B", num(int64(w.BytesPerDelivery+0.5)), per, num(int64(w.MessageBytesPerDelivery+0.5)))
+	if z != nil {
+		s += fmt.Sprintf(" after inflation; %s compressed, %s plain", num(z.CompressedMessages), num(z.PlainMessages))
+	}
+	return s + ")"
+}
+
+// payloadOf names a payload other than the default padding.
+func payloadOf(p Params) string {
+	if p.Payload == "" || p.Payload == "pad" {
+		return ""
+	}
+	return " " + p.Payload
 }
 
 func orNone(s string) string {

@@ -69,6 +69,9 @@ func TestArgumentErrors(t *testing.T) {
 		{[]string{"soak", "-conns", "19900", "-churn", "100", "-procs", "1"}, "-procs"}, // the churn needs sockets too
 		{[]string{"soak", "-hold", "1s"}, "-hold"},                                      // connect's; soak has -churn-hold
 		{[]string{"fanout", "-churn", "1"}, "-churn"},                                   // not a flag of fanout
+		{[]string{"fanout", "-payload", "xml"}, "-payload"},
+		{[]string{"connect", "-payload", "json"}, "-payload"}, // connect sends no messages
+		{[]string{"fanout", "-compress=maybe"}, "-compress"},
 		{[]string{"connect", "-url", "ws://127.0.0.1:8080/ws", "-insecure"}, "-insecure"},
 		{[]string{"connect", "-url", "ws://127.0.0.1:8080/ws", "-ca", "testdata/none.pem"}, "-ca"},
 		{[]string{"connect", "-ca", "testdata/missing.pem"}, "-ca"},
@@ -109,8 +112,8 @@ func TestHelp(t *testing.T) {
 	}
 	var stdout bytes.Buffer
 	run([]string{"fanout", "-h"}, &stdout, &bytes.Buffer{})
-	for _, flag := range []string{"-url", "-admin-url", "-target", "-source-ips", "-procs", "-json", "-channels", "-rate", "-size", "-duration"} {
-		if !strings.Contains(stdout.String(), flag+" ") {
+	for _, flag := range []string{"-url", "-admin-url", "-target", "-source-ips", "-procs", "-json", "-channels", "-rate", "-size", "-duration", "-compress", "-payload"} {
+		if !strings.Contains(stdout.String(), flag+" ") && !strings.Contains(stdout.String(), flag+"\n") {
 			t.Errorf("fanout -h does not list %s", flag)
 		}
 	}
@@ -190,6 +193,13 @@ func TestDefaults(t *testing.T) {
 	want = "1000 4 10 1m0s 10 7 2s 10s 10s 15s 20 10 25 20"
 	if got != want {
 		t.Fatalf("soak defaults %q, want %q", got, want)
+	}
+	o, err = parseArgs([]string{"fanout", "-compress", "-payload", "json", "-size", "1024"}, &bytes.Buffer{})
+	if err != nil || !o.cfg.Compress || o.cfg.Payload != "json" || o.cfg.Size != 1024 {
+		t.Fatalf("-compress -payload json: %+v %v", o.cfg, err)
+	}
+	if o, err = parseArgs([]string{"connect", "-compress"}, &bytes.Buffer{}); err != nil || !o.cfg.Compress || o.cfg.Payload != "" {
+		t.Fatalf("connect -compress: %+v %v", o.cfg, err)
 	}
 	o, err = parseArgs([]string{"connect", "-target", "gorillahub", "-source-ips", "none"}, &bytes.Buffer{})
 	if err != nil || o.cfg.URL != "ws://127.0.0.1:8090/ws" || o.cfg.SourceIPs != nil {
