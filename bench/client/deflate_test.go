@@ -447,3 +447,76 @@ func TestDeflateRefusals(t *testing.T) {
 		<-served
 	})
 }
+
+// Two connections get the same messages, compressed by gorilla per
+// connection: each distinct message is inflated once, and both
+// connections see it whole.
+func TestDeflateRepeatsInflatedOnce(t *testing.T) {
+	addr, _, _ := startDeflateServer(t, true)
+	rec := newRecorder()
+	l := startLoop(t, Options{Addr: addr, Path: "/ws", Compress: true}, rec)
+	a, b := dialOpen(t, l, rec), dialOpen(t, l, rec)
+	const n = 3 * memoEntries // more than it remembers
+	for _, c := range []*Conn{a, b} {
+		onLoop(t, l, func() { _ = c.Send(fmt.Appendf(nil, "%d 2000", n)) })
+		for i := range n {
+			if ev := rec.next(t, "msg"); ev.msg != string(jsonish(i, 2000)) {
+				t.Fatalf("message %d: got %.40q...", i, ev.msg)
+			}
+		}
+	}
+	// The second connection's messages arrive after all of the first's,
+	// by which time each has left the memory: every one inflated again.
+	var before Counters
+	onLoop(t, l, func() { before = l.Counters() })
+	if before.Compressed != 2*n || before.Inflated != 2*n {
+		t.Errorf("counters %+v: want %d compressed and inflated", before, 2*n)
+	}
+	// Interleaved, as a broadcast arrives: one inflation per message.
+	onLoop(t, l, func() {
+		_ = a.Send([]byte("4 3000"))
+		_ = b.Send([]byte("4 3000"))
+	})
+	for range 8 {
+		if ev := rec.next(t, "msg"); len(ev.msg) != 3000 {
+			t.Fatalf("got %d bytes", len(ev.msg))
+		}
+	}
+	onLoop(t, l, func() {
+		if got := l.Counters(); got.Compressed != before.Compressed+8 || got.Inflated != before.Inflated+4 {
+			t.Errorf("counters %+v after %+v: want 8 more compressed, 4 more inflated", got, before)
+		}
+	})
+}
+
+// BenchmarkInflate: one 1 KiB JSON message, inflated anew each time
+// (distinct messages) or remembered (the same broadcast on many
+// connections of a loop).
+func BenchmarkInflate(b *testing.B) {
+	var msgs [][]byte
+	for i := range 2 * memoEntries {
+		var buf bytes.Buffer
+		w, _ := flate.NewWriter(&buf, flate.BestSpeed)
+		w.Write(jsonish(i, 1024))
+		w.Flush()
+		msgs = append(msgs, bytes.TrimSuffix(buf.Bytes(), []byte{0, 0, 0xff, 0xff}))
+	}
+	c := &Conn{ext: extDeflate}
+	for _, bc := range []struct {
+		name     string
+		distinct int
+	}{{"distinct", len(msgs)}, {"repeated", 1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var f inflater
+			b.ReportAllocs()
+			b.SetBytes(1024)
+			i := 0
+			for b.Loop() {
+				if _, err := f.inflate(c, msgs[i%bc.distinct], 1<<20); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}

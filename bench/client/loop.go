@@ -147,6 +147,9 @@ type Counters struct {
 	Messages     int64 `json:"messages"`
 	Compressed   int64 `json:"compressed"`
 	MessageBytes int64 `json:"message_bytes"`
+	// Inflated counts the inflations the loop ran: Compressed less the
+	// repeats it remembered (see deflate.go).
+	Inflated int64 `json:"inflated"`
 	// Deflate and Plain count upgrades that negotiated permessage-deflate
 	// and upgrades that did not (with Options.Compress: the server
 	// declined the offer).
@@ -159,7 +162,7 @@ func (c Counters) Sub(o Counters) Counters {
 	return Counters{
 		BytesRead: c.BytesRead - o.BytesRead, Messages: c.Messages - o.Messages,
 		Compressed: c.Compressed - o.Compressed, MessageBytes: c.MessageBytes - o.MessageBytes,
-		Deflate: c.Deflate - o.Deflate, Plain: c.Plain - o.Plain,
+		Inflated: c.Inflated - o.Inflated, Deflate: c.Deflate - o.Deflate, Plain: c.Plain - o.Plain,
 	}
 }
 
@@ -168,7 +171,7 @@ func (c Counters) Add(o Counters) Counters {
 	return Counters{
 		BytesRead: c.BytesRead + o.BytesRead, Messages: c.Messages + o.Messages,
 		Compressed: c.Compressed + o.Compressed, MessageBytes: c.MessageBytes + o.MessageBytes,
-		Deflate: c.Deflate + o.Deflate, Plain: c.Plain + o.Plain,
+		Inflated: c.Inflated + o.Inflated, Deflate: c.Deflate + o.Deflate, Plain: c.Plain + o.Plain,
 	}
 }
 
@@ -214,7 +217,11 @@ func New(opts Options, h Handler) (*Loop, error) {
 }
 
 // Counters returns the loop's running totals. Loop goroutine only.
-func (l *Loop) Counters() Counters { return l.counters }
+func (l *Loop) Counters() Counters {
+	c := l.counters
+	c.Inflated = l.inf.runs
+	return c
+}
 
 // DeflateAnswer is the server's answer to the first permessage-deflate
 // offer it accepted, or nil while none has been (or without
