@@ -604,6 +604,7 @@ func (c *coordinator) compression(measured client.Counters) *report.Compression 
 		}
 	}
 	r.CompressedMessages = measured.Compressed
+	r.Inflations = measured.Inflated
 	r.PlainMessages = measured.Messages - measured.Compressed
 	return r
 }

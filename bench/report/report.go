@@ -113,6 +113,10 @@ type Compression struct {
 	// measured phase that arrived compressed (RSV1) and those that did not.
 	CompressedMessages int64 `json:"compressed_messages"`
 	PlainMessages      int64 `json:"plain_messages"`
+	// Inflations is how many of the compressed messages the generator
+	// really inflated: a broadcast's copies arrive as the same bytes, and
+	// each worker inflates them once (bench/client, deflate.go).
+	Inflations int64 `json:"inflations"`
 }
 
 // Wire is what the clients read from their sockets in the measured phase,
