@@ -22,6 +22,14 @@
 # http_server.tls.{enabled,cert_pem,key_pem}; http_server.tls_external keeps
 # the internal port (API, metrics) on plain HTTP, as shardgate's admin port
 # stays plain with -tls-cert.
+#
+# Compression: with COMPRESSION=1 the WebSocket endpoint accepts
+# permessage-deflate offers (v6's websocket.compression, set through
+# CENTRIFUGO_WEBSOCKET_COMPRESSION), compressing messages of at least
+# COMPRESSION_MIN_SIZE bytes (default 256, shardgate's
+# -compression-min-bytes) at COMPRESSION_LEVEL (default 1, v6's own).
+# Centrifugo answers server_no_context_takeover and
+# client_no_context_takeover, and compresses each message per connection.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -62,6 +70,13 @@ if [ -n "${TLS_CERT:-}${TLS_KEY:-}" ]; then
 	export CENTRIFUGO_HTTP_SERVER_TLS_KEY_PEM="$TLS_KEY"
 	export CENTRIFUGO_HTTP_SERVER_TLS_EXTERNAL=true
 	scheme=wss
+fi
+
+if [ -n "${COMPRESSION:-}" ] && [ "${COMPRESSION}" != 0 ]; then
+	export CENTRIFUGO_WEBSOCKET_COMPRESSION=true
+	export CENTRIFUGO_WEBSOCKET_COMPRESSION_MIN_SIZE="${COMPRESSION_MIN_SIZE:-256}"
+	export CENTRIFUGO_WEBSOCKET_COMPRESSION_LEVEL="${COMPRESSION_LEVEL:-1}"
+	echo "==> permessage-deflate on: messages of ${CENTRIFUGO_WEBSOCKET_COMPRESSION_MIN_SIZE} bytes and more, level ${CENTRIFUGO_WEBSOCKET_COMPRESSION_LEVEL}" >&2
 fi
 
 # Every connection is a file descriptor: take the whole hard limit.
