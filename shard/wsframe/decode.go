@@ -2,6 +2,7 @@ package wsframe
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
 	"unicode/utf8"
 
@@ -12,6 +13,7 @@ import (
 const (
 	finBit  = 0x80 // byte 0: final fragment
 	rsvBits = 0x70 // byte 0: RSV1-3, meaningless without extensions
+	rsv1Bit = 0x40 // byte 0: RSV1, "compressed" under permessage-deflate (RFC 7692)
 	opBits  = 0x0f // byte 0: opcode
 	maskBit = 0x80 // byte 1: payload is masked
 	lenBits = 0x7f // byte 1: payload length or length code
@@ -44,6 +46,41 @@ type Rules struct {
 	// and leaves it false: a binary frame then fails with 1003. The
 	// Autobahn echo server (test/autobahn) sets it.
 	Binary bool
+	// Inflater, when set, accepts permessage-deflate messages (RFC 7692):
+	// RSV1 on the first frame of a text or binary message marks it
+	// compressed, and Decode hands the message to Inflater once its last
+	// fragment is in. Set it only for a connection that negotiated the
+	// extension; without it RSV1 fails with 1002 like the other RSV bits.
+	Inflater Inflater
+}
+
+// Inflater decompresses permessage-deflate messages for Decode.
+type Inflater interface {
+	// Inflate returns the message that compressed inflates to, in a
+	// buffer from alloc that the caller hands back with alloc.Put.
+	// compressed is the payload of the message's frames, concatenated, as
+	// the peer sent it: without the 00 00 ff ff that RFC 7692 §7.2.2 has
+	// the receiver append. A message longer than limit bytes fails with
+	// ErrTooBig, having held no more than about limit bytes; data that
+	// does not inflate fails with any other error. Inflate must not keep
+	// compressed.
+	Inflate(compressed []byte, limit int, alloc Allocator) (*[]byte, error)
+}
+
+// ErrTooBig is what an Inflater returns for a message that inflates to
+// more than its limit.
+var ErrTooBig = errors.New("wsframe: message too big")
+
+// MaxCompressed is the most compressed bytes Decode takes for one
+// message under Rules.Inflater, given Rules.MaxMessage. Deflate may make
+// data that does not compress a little longer than it was (5 bytes per
+// stored block of up to 64 KiB, a few more per flush), so a compressed
+// message may exceed the limit its inflated size is held to by this
+// margin: 1/16 of it, and 1 KiB for small limits. Past it the message
+// fails with 1009 before anything is inflated.
+func MaxCompressed(maxMessage int) int {
+	maxMessage = max(maxMessage, 0)
+	return maxMessage + maxMessage/16 + 1024
 }
 
 // Decoder holds what must survive between reads of one connection: the
@@ -57,6 +94,10 @@ type Decoder struct {
 	// op is the opcode of the fragmented message in progress, or
 	// ws.OpContinuation (zero) when there is none.
 	op ws.OpCode
+	// compressed: the fragmented message in progress had RSV1 on its
+	// first frame, and msg collects its compressed bytes. It lives in the
+	// padding after op: the Decoder stays two words.
+	compressed bool
 	// msg holds the message's payload received so far. It is nil when no
 	// fragmented message is in progress and also while its fragments have
 	// carried no bytes, so empty fragments borrow nothing.
@@ -89,9 +130,18 @@ type Decoder struct {
 // alloc; alloc may be nil, in which case reassembly buffers come from the
 // heap.
 //
+// With rules.Inflater set (the connection negotiated permessage-deflate),
+// a data message whose first frame has RSV1 is compressed: its frames are
+// held to MaxCompressed(rules.MaxMessage) as they arrive, collected like a
+// fragmented message's (an unfragmented one is read in place), and
+// inflated once the last one is in, into a buffer from alloc under
+// rules.MaxMessage; fn gets the inflated message. UTF-8 is checked on the
+// inflated text, once whole.
+//
 // A violation of the protocol returns a *CloseError with the status code the
 // server must close with, and n is the offset of the offending frame:
-//   - 1002 (ws.StatusProtocolError): RSV bits set, a reserved opcode, an
+//   - 1002 (ws.StatusProtocolError): RSV bits set (other than RSV1 on
+//     the first frame of a data message under rules.Inflater), a reserved opcode, an
 //     unmasked client frame, a fragmented control frame or one over 125
 //     bytes, a continuation frame with no message in progress, a text or
 //     binary frame while one is, a 64-bit length with its top bit set, a
@@ -101,7 +151,9 @@ type Decoder struct {
 //     reason, that is not valid UTF-8; a fragmented message fails at the
 //     fragment that makes it invalid, before it is complete (a frame is
 //     checked only once it is whole, however it is split across reads);
-//   - 1009 (ws.StatusMessageTooBig): a message longer than rules.MaxMessage.
+//     a compressed message that does not inflate;
+//   - 1009 (ws.StatusMessageTooBig): a message longer than rules.MaxMessage
+//     (a compressed one: inflated, or past MaxCompressed as sent).
 //
 // Checks run in the order their bytes arrive (first two header bytes, the
 // extended length, then the payload), so the same input fails the same way
@@ -118,8 +170,12 @@ func (d *Decoder) Decode(buf []byte, rules Rules, alloc Allocator, fn func(op ws
 		fin := b0&finBit != 0
 		op := ws.OpCode(b0 & opBits)
 		control := op.IsControl()
+		// RSV1 marks a compressed message, on its first frame only (RFC
+		// 7692 §6.1): never on a continuation or control frame.
+		compressed := b0&rsvBits == rsv1Bit && rules.Inflater != nil &&
+			(op == ws.OpText || op == ws.OpBinary)
 		switch {
-		case b0&rsvBits != 0:
+		case b0&rsvBits != 0 && !compressed:
 			return n, d.fail(alloc, ws.StatusProtocolError, "reserved bits set")
 		case op.IsReserved():
 			return n, d.fail(alloc, ws.StatusProtocolError, "reserved opcode")
@@ -149,10 +205,19 @@ func (d *Decoder) Decode(buf []byte, rules Rules, alloc Allocator, fn func(op ws
 				return n, d.fail(alloc, ws.StatusProtocolError, "control frame payload over 125 bytes")
 			}
 		default:
+			// A compressed message is held to MaxCompressed as it
+			// arrives, and to maxMessage once inflated.
+			if op == ws.OpContinuation {
+				compressed = d.compressed
+			}
+			limit := maxMessage
+			if compressed {
+				limit = MaxCompressed(maxMessage)
+			}
 			// Compared as room left rather than as a sum: length comes from
 			// the peer and may be near 2^63.
 			have := d.len()
-			if have > maxMessage || length > uint64(maxMessage-have) {
+			if have > limit || length > uint64(limit-have) {
 				return n, d.fail(alloc, ws.StatusMessageTooBig, "message too big")
 			}
 		}
@@ -177,6 +242,17 @@ func (d *Decoder) Decode(buf []byte, rules Rules, alloc Allocator, fn func(op ws
 				return n, nil
 			}
 
+		case fin && op != ws.OpContinuation && compressed:
+			// Unfragmented and compressed: inflated straight out of buf.
+			more, err := d.deliverInflated(op, payload, rules, alloc, fn)
+			if err != nil {
+				return n, err
+			}
+			n += end
+			if !more {
+				return n, nil
+			}
+
 		case fin && op != ws.OpContinuation:
 			// Unfragmented: validated and delivered in place, no copy.
 			if op == ws.OpText && !utf8.Valid(payload) {
@@ -190,9 +266,14 @@ func (d *Decoder) Decode(buf []byte, rules Rules, alloc Allocator, fn func(op ws
 		default:
 			if op != ws.OpContinuation {
 				d.op = op
+				d.compressed = compressed
+			}
+			limit := maxMessage
+			if d.compressed {
+				limit = MaxCompressed(maxMessage)
 			}
 			checked := d.len()
-			d.appendFragment(alloc, payload, maxMessage)
+			d.appendFragment(alloc, payload, limit)
 			var msg []byte
 			if d.msg != nil {
 				msg = *d.msg
@@ -200,22 +281,57 @@ func (d *Decoder) Decode(buf []byte, rules Rules, alloc Allocator, fn func(op ws
 			// Each fragment is checked as it arrives, so an invalid message
 			// fails at the fragment that breaks it (Autobahn's "fail fast",
 			// case 6.4) and is never buffered further; a rune split across
-			// fragments is checked once its last byte is in.
-			if d.op == ws.OpText && !validUTF8From(msg, checked, fin) {
+			// fragments is checked once its last byte is in. Compressed
+			// bytes are not text: their message is checked once inflated.
+			if d.op == ws.OpText && !d.compressed && !validUTF8From(msg, checked, fin) {
 				return n, d.fail(alloc, ws.StatusInvalidFramePayloadData, "invalid UTF-8 in text message")
 			}
 			if !fin {
 				n += end
 				continue
 			}
+			var more bool
+			if d.compressed {
+				var err error
+				if more, err = d.deliverInflated(d.op, msg, rules, alloc, fn); err != nil {
+					return n, err
+				}
+			} else {
+				more = fn(d.op, msg)
+			}
 			n += end
-			more := fn(d.op, msg)
 			d.Reset(alloc)
 			if !more {
 				return n, nil
 			}
 		}
 	}
+}
+
+// deliverInflated inflates a complete compressed message, checks it and
+// hands it to fn; the inflated buffer goes back to alloc when fn returns.
+// It reports fn's answer, or the close error (d already reset) when the
+// message is too big, does not inflate, or is text that is not UTF-8.
+func (d *Decoder) deliverInflated(op ws.OpCode, compressed []byte, rules Rules, alloc Allocator, fn func(ws.OpCode, []byte) bool) (bool, error) {
+	maxMessage := max(rules.MaxMessage, 0)
+	msg, err := rules.Inflater.Inflate(compressed, maxMessage, allocator(alloc))
+	switch {
+	case errors.Is(err, ErrTooBig):
+		return false, d.fail(alloc, ws.StatusMessageTooBig, "message too big")
+	case err != nil:
+		return false, d.fail(alloc, ws.StatusInvalidFramePayloadData, "invalid compressed data")
+	}
+	if len(*msg) > maxMessage {
+		put(alloc, msg)
+		return false, d.fail(alloc, ws.StatusMessageTooBig, "message too big")
+	}
+	if op == ws.OpText && !utf8.Valid(*msg) {
+		put(alloc, msg)
+		return false, d.fail(alloc, ws.StatusInvalidFramePayloadData, "invalid UTF-8 in text message")
+	}
+	more := fn(op, *msg)
+	put(alloc, msg)
+	return more, nil
 }
 
 // validUTF8From reports whether b is valid UTF-8, given that b[:from] was
@@ -302,6 +418,20 @@ func (d *Decoder) appendFragment(alloc Allocator, p []byte, maxMessage int) {
 	*d.msg = append(*d.msg, p...)
 }
 
+// heapAllocator serves a nil Allocator from the heap.
+type heapAllocator struct{}
+
+func (heapAllocator) Get(n int) *[]byte { b := make([]byte, n); return &b }
+func (heapAllocator) Put(*[]byte)       {}
+
+// allocator returns alloc, or the heap when alloc is nil.
+func allocator(alloc Allocator) Allocator {
+	if alloc == nil {
+		return heapAllocator{}
+	}
+	return alloc
+}
+
 // get and put route to alloc, or to the heap when alloc is nil.
 func get(alloc Allocator, n int) *[]byte {
 	if alloc == nil {
@@ -323,8 +453,8 @@ func put(alloc Allocator, b *[]byte) {
 //
 // Need does not validate the header. On a tail that Decode left unconsumed
 // it is at most ws.MaxHeaderSize plus rules.MaxMessage (or plus 125 for a control
-// frame), because Decode rejects a longer frame as soon as its length field
-// is in.
+// frame, or plus MaxCompressed(rules.MaxMessage) under rules.Inflater),
+// because Decode rejects a longer frame as soon as its length field is in.
 // On unchecked input a declared length that does not fit an int gives
 // math.MaxInt.
 func Need(buf []byte) int {

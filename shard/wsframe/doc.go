@@ -39,11 +39,15 @@
 // frame header that declares more than maxMessage fails before any of its
 // payload arrives, so a peer cannot make the gateway buffer a huge frame.
 //
-// The gateway negotiates no extensions and accepts text messages only:
-// RSV bits fail with 1002 and binary messages with 1003. Rules.Binary lets
-// binary messages through, for the Autobahn echo server that tests this
-// package and the shard (test/autobahn).
+// The gateway accepts text messages only: binary messages fail with 1003.
+// Rules.Binary lets them through, for the Autobahn echo server that tests
+// this package and the shard (test/autobahn). The one extension is
+// permessage-deflate (RFC 7692, package shard/pmce): on a connection that
+// negotiated it, Rules.Inflater accepts RSV1 on the first frame of a data
+// message and inflates the message when it is complete; every other RSV
+// bit, and RSV1 anywhere else or without the extension, fails with 1002.
 //
 // Encoding appends unmasked, final (FIN) server frames to a caller-owned
-// slice, so one encoded broadcast frame can be queued to many connections.
+// slice, so one encoded broadcast frame can be queued to many connections;
+// AppendCompressedHeader heads a frame whose payload is already deflated.
 package wsframe

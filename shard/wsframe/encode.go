@@ -33,7 +33,19 @@ func HeaderLen(payloadLen int) int {
 // itself; this lets it write a header in front of a payload it builds in
 // place. payloadLen must not be negative.
 func AppendHeader(dst []byte, op ws.OpCode, payloadLen int) []byte {
-	b0 := finBit | byte(op)&opBits
+	return appendHeader(dst, finBit|byte(op)&opBits, payloadLen)
+}
+
+// AppendCompressedHeader is AppendHeader for a message compressed with
+// permessage-deflate (RFC 7692 §6): the header has RSV1 set, which marks
+// the payload that follows as the message's deflated bytes. Only data
+// opcodes may carry it.
+func AppendCompressedHeader(dst []byte, op ws.OpCode, payloadLen int) []byte {
+	return appendHeader(dst, finBit|rsv1Bit|byte(op)&opBits, payloadLen)
+}
+
+// appendHeader appends a header whose first byte is b0.
+func appendHeader(dst []byte, b0 byte, payloadLen int) []byte {
 	switch {
 	case payloadLen <= maxLen7:
 		return append(dst, b0, byte(payloadLen))

@@ -162,8 +162,11 @@ type testCase struct {
 	max int
 	// binary sets Rules.Binary: the echo server's decoder.
 	binary bool
-	want   []message
-	code   ws.StatusCode // the *CloseError code; 0 for none
+	// inflate sets Rules.Inflater (testInflater): a connection that
+	// negotiated permessage-deflate.
+	inflate bool
+	want    []message
+	code    ws.StatusCode // the *CloseError code; 0 for none
 	// rest is how many bytes of a successful case are left unconsumed: a
 	// partial frame, or frames after a close.
 	rest int
@@ -184,7 +187,13 @@ func (c testCase) maxMessage() int {
 	return c.max
 }
 
-func (c testCase) rules() Rules { return Rules{MaxMessage: c.maxMessage(), Binary: c.binary} }
+func (c testCase) rules() Rules {
+	r := Rules{MaxMessage: c.maxMessage(), Binary: c.binary}
+	if c.inflate {
+		r.Inflater = testInflater{}
+	}
+	return r
+}
 
 var (
 	long125   = strings.Repeat("a", 125)
@@ -686,7 +695,7 @@ var testCases = append([]testCase{
 		max:    50,
 		code:   ws.StatusMessageTooBig,
 	},
-}, generatedErrorCases()...)
+}, append(generatedErrorCases(), deflateCases()...)...)
 
 // manyFragments splits s into one-byte fragments, so reassembly grows its
 // buffer several times.
@@ -823,7 +832,11 @@ func feed(tb testing.TB, chunks [][]byte, rules Rules) result {
 				need, len(pending),
 			)
 		}
-		if need > ws.MaxHeaderSize+max(limit, ws.MaxControlFramePayloadSize) {
+		frameLimit := limit
+		if rules.Inflater != nil {
+			frameLimit = MaxCompressed(maxMessage)
+		}
+		if need > ws.MaxHeaderSize+max(frameLimit, ws.MaxControlFramePayloadSize) {
 			tb.Errorf(
 				"Decode accepted the header of a %d-byte frame with maxMessage %d",
 				need, maxMessage,
