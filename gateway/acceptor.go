@@ -417,7 +417,7 @@ func (a *acceptor) finish(p *pendingConn, end int) {
 	if res.grants != nil {
 		grants = res.grants
 	}
-	if err := s.AttachLater(p.fd, (*p.buf)[end:p.n], grants, p.tag); err != nil {
+	if err := s.AttachLater(p.fd, (*p.buf)[end:p.n], grants, p.tag, res.deflate); err != nil {
 		// The shard is closed: we are shutting down.
 		a.hs.released()
 		unix.Close(p.fd)

@@ -19,7 +19,7 @@ const benchUpgradeRequest = "GET /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: w
 func BenchmarkHandshake(b *testing.B) {
 	var open atomic.Int64
 	upgrades := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "u"}, []string{"result"})
-	h := newHandshaker("/ws", nil, nil, 1<<30, &open, upgrades)
+	h := newHandshaker("/ws", nil, nil, 1<<30, &open, upgrades, true)
 	req := []byte(benchUpgradeRequest)
 	b.ReportAllocs()
 	for b.Loop() {

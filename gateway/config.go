@@ -57,6 +57,12 @@ type Config struct {
 	RecoverMax      int           // most messages one recovery replays
 	HistoryReplicas int           // JetStream replicas of the history stream (cluster)
 
+	// Compression (SPEC "Compression (RFC 7692)"): accept clients'
+	// permessage-deflate offers, and compress broadcasts whose payload is
+	// at least CompressionMinBytes for those that negotiated it.
+	Compression         bool
+	CompressionMinBytes int
+
 	// stallAfter overrides defaultStallAfter (tests only).
 	stallAfter time.Duration
 }
@@ -86,6 +92,12 @@ func Defaults() Config {
 		HistoryMaxBytes:  256 << 20,
 		RecoverMax:       1000,
 		HistoryReplicas:  1,
+		// On: measured in shard/pmce and gateway BenchmarkBroadcastDeflate
+		// (README "Compression"), a broadcast is compressed once, so the
+		// CPU a deflate subscriber costs per delivery stays near a plain
+		// one's, for frames half the size or less.
+		Compression:         true,
+		CompressionMinBytes: 256,
 	}
 }
 
@@ -145,6 +157,8 @@ func ParseFlags(args []string, getenv func(string) string, usage io.Writer) (Con
 	fs.Int64Var(&cfg.HistoryMaxBytes, "history-max-bytes", cfg.HistoryMaxBytes, "memory cap of all history of the node, oldest messages evicted first")
 	fs.IntVar(&cfg.RecoverMax, "recover-max", cfg.RecoverMax, "most messages replayed to one recovering subscriber (more: recovered:false)")
 	fs.IntVar(&cfg.HistoryReplicas, "history-replicas", cfg.HistoryReplicas, "replicas of the JetStream history stream (cluster with history)")
+	fs.Var((*onOff)(&cfg.Compression), "compression", "accept permessage-deflate (RFC 7692) offers: on or off")
+	fs.IntVar(&cfg.CompressionMinBytes, "compression-min-bytes", cfg.CompressionMinBytes, "broadcasts with a shorter payload go uncompressed")
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -178,6 +192,28 @@ func ParseFlags(args []string, getenv func(string) string, usage io.Writer) (Con
 		return cfg, envErr
 	}
 	return cfg, cfg.Validate()
+}
+
+// onOff is a boolean flag spelled on or off, as SPEC spells -compression.
+type onOff bool
+
+func (v *onOff) String() string {
+	if v != nil && *v {
+		return "on"
+	}
+	return "off"
+}
+
+func (v *onOff) Set(s string) error {
+	switch s {
+	case "on":
+		*v = true
+	case "off":
+		*v = false
+	default:
+		return errors.New("must be on or off")
+	}
+	return nil
 }
 
 // Validate checks values that parse but make no sense.
@@ -242,6 +278,8 @@ func (c Config) Validate() error {
 		return bad("recover-max", c.RecoverMax, fmt.Sprintf("must be between 1 and %d", maxRecoverMax))
 	case c.HistoryReplicas < 1 || c.HistoryReplicas > 5:
 		return bad("history-replicas", c.HistoryReplicas, "must be between 1 and 5 (JetStream's limit)")
+	case c.CompressionMinBytes < 0:
+		return bad("compression-min-bytes", c.CompressionMinBytes, "must not be negative")
 	case c.Broker != "memory" && !strings.HasPrefix(c.Broker, "nats://"):
 		return bad("broker", fmt.Sprintf("%q", c.Broker), "must be memory or nats://host:port")
 	}

@@ -7,9 +7,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shardgate/shardgate/gateway/broker"
 	"github.com/shardgate/shardgate/gateway/history"
 	"github.com/shardgate/shardgate/shard"
+	"github.com/shardgate/shardgate/shard/pmce"
 	"github.com/shardgate/shardgate/shard/protocol"
 	"github.com/shardgate/shardgate/shard/wsframe"
 )
@@ -40,6 +42,12 @@ type dispatcher struct {
 	shards   []*shard.Shard
 	draining bool            // set under mu: nothing is queued after the drain tasks
 	hist     *history.Memory // nil: history off
+
+	// Compression (-compression): deflate is nil when off. Set before
+	// the first message, read-only after.
+	deflate      *pmce.Deflater
+	deflateMin   int                // payloads shorter than this go plain (-compression-min-bytes)
+	compressions prometheus.Counter // messages compressed: once per message, never per shard
 }
 
 // deliver encodes the message once and queues it on every shard, or on
@@ -56,7 +64,7 @@ func (d *dispatcher) deliverReceipt(channel string, data json.RawMessage) (broke
 	if d.hist != nil && channel != "" {
 		return d.deliverWithHistory(channel, data)
 	}
-	frame := encodeMessage(channel, data)
+	frames := d.frames(encodeMessage(channel, data))
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -68,9 +76,58 @@ func (d *dispatcher) deliverReceipt(channel string, data json.RawMessage) (broke
 		// broadcasts, and the shard only ever shortens its inbox meanwhile.
 		// ErrClosed cannot happen either: shards close only after
 		// startDrain has set draining under mu (Gateway.Shutdown).
-		_ = s.Broadcast(channel, frame)
+		_ = s.BroadcastFrames(channel, 0, frames)
 	}
 	return broker.Receipt{}, nil
+}
+
+// frames adds to a message's plain frame its compressed variant, when
+// someone may take it: compression is on, the payload is at least
+// -compression-min-bytes, some connection of the node negotiated
+// permessage-deflate, and compression makes the frame smaller. This is
+// the only place a broadcast is compressed, once per message whatever
+// the number of shards and subscribers; each shard then hands every
+// deflate subscriber the same compressed bytes (shard.Frames).
+//
+// Which connections negotiated is counted per node, not per channel: a
+// count per channel would cost every subscribe and unsubscribe, and a
+// message compressed for nobody costs one compression, not one per
+// subscriber.
+func (d *dispatcher) frames(plain []byte) shard.Frames {
+	f := shard.Frames{Plain: plain}
+	if d.deflate == nil {
+		return f
+	}
+	payload := plain[frameHeaderLen(plain):]
+	if len(payload) < d.deflateMin || !d.anyDeflate() {
+		return f
+	}
+	f.Deflated = d.deflate.Frame(ws.OpText, payload)
+	d.compressions.Inc()
+	return f
+}
+
+// anyDeflate reports whether any connection of the node negotiated
+// permessage-deflate.
+func (d *dispatcher) anyDeflate() bool {
+	for _, s := range d.shards {
+		if s.DeflateConns() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// frameHeaderLen returns the header length of a server frame (unmasked).
+func frameHeaderLen(frame []byte) int {
+	switch frame[1] & 0x7f {
+	case 126:
+		return 4
+	case 127:
+		return 10
+	default:
+		return 2
+	}
 }
 
 // deliverWithHistory gives a channel message its offset, keeps it and
@@ -90,8 +147,11 @@ func (d *dispatcher) deliverWithHistory(channel string, data json.RawMessage) (b
 	if err != nil {
 		return broker.Receipt{}, err
 	}
+	// Compressed under mu, since the frame carries its offset: history
+	// keeps only the plain frame (replays go plain).
+	frames := d.frames(frame)
 	for _, s := range d.shards {
-		_ = s.BroadcastAt(channel, pos.Offset, frame) // see deliverReceipt
+		_ = s.BroadcastFrames(channel, pos.Offset, frames) // see deliverReceipt
 	}
 	return broker.Receipt{Offset: pos.Offset, Epoch: pos.Epoch}, nil
 }
@@ -101,14 +161,14 @@ func (d *dispatcher) deliverWithHistory(channel string, data json.RawMessage) (b
 // the channel's messages in offset order, one at a time, so they reach
 // every shard in that order. The frame is encoded once, outside mu.
 func (d *dispatcher) deliverAt(channel string, offset uint64, data json.RawMessage) error {
-	frame := encodeMessageAt(channel, offset, data)
+	frames := d.frames(encodeMessageAt(channel, offset, data))
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.admitLocked(); err != nil {
 		return err
 	}
 	for _, s := range d.shards {
-		_ = s.BroadcastAt(channel, offset, frame) // see deliverReceipt
+		_ = s.BroadcastFrames(channel, offset, frames) // see deliverReceipt
 	}
 	return nil
 }

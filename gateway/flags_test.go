@@ -54,6 +54,9 @@ func TestParseFlagsDefaults(t *testing.T) {
 		HistoryMaxBytes:  256 << 20,
 		RecoverMax:       1000,
 		HistoryReplicas:  1,
+
+		Compression:         true,
+		CompressionMinBytes: 256,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -95,6 +98,8 @@ var flagCases = []struct {
 	{"history-max-bytes", "1073741824", func(c Config) any { return c.HistoryMaxBytes }, int64(1 << 30)},
 	{"recover-max", "250", func(c Config) any { return c.RecoverMax }, 250},
 	{"history-replicas", "3", func(c Config) any { return c.HistoryReplicas }, 3},
+	{"compression", "off", func(c Config) any { return c.Compression }, false},
+	{"compression-min-bytes", "0", func(c Config) any { return c.CompressionMinBytes }, 0},
 }
 
 // envName is the SPEC's SHARDGATE_<FLAG>.
@@ -145,7 +150,7 @@ func defaultSpelling(t *testing.T, flag string) string {
 		"client-rate": "50", "broker": "memory", "drain-timeout": "30s", "log-level": "info",
 		"log-format": "text", "pprof": "false",
 		"history-size": "0", "history-ttl": "5m", "history-max-bytes": "268435456", "recover-max": "1000",
-		"history-replicas": "1",
+		"history-replicas": "1", "compression": "on", "compression-min-bytes": "256",
 	}[flag]
 	if !ok {
 		t.Fatalf("no default spelling for -%s", flag)
@@ -217,6 +222,13 @@ var badFlagCases = []struct {
 	{name: "env log-format xml", env: map[string]string{"SHARDGATE_LOG_FORMAT": "xml"}, flag: "log-format"},
 	{name: "env broker redis", env: map[string]string{"SHARDGATE_BROKER": "redis://x"}, flag: "broker"},
 	{name: "env pprof maybe", env: map[string]string{"SHARDGATE_PPROF": "maybe"}, flag: "pprof"},
+	{name: "compression maybe", args: []string{"-compression", "maybe"}, flag: "compression"},
+	{name: "compression true", args: []string{"-compression=true"}, flag: "compression"},
+	{name: "compression without a value", args: []string{"-compression"}, flag: "compression"},
+	{name: "env compression yes", env: map[string]string{"SHARDGATE_COMPRESSION": "yes"}, flag: "compression"},
+	{name: "compression-min-bytes negative", args: []string{"-compression-min-bytes=-1"}, flag: "compression-min-bytes"},
+	{name: "compression-min-bytes words", args: []string{"-compression-min-bytes", "big"}, flag: "compression-min-bytes"},
+	{name: "env compression-min-bytes -5", env: map[string]string{"SHARDGATE_COMPRESSION_MIN_BYTES": "-5"}, flag: "compression-min-bytes"},
 }
 
 func TestParseFlagsErrors(t *testing.T) {

@@ -53,6 +53,7 @@ import (
 	"github.com/shardgate/shardgate/gateway/broker/jshistory"
 	"github.com/shardgate/shardgate/gateway/history"
 	"github.com/shardgate/shardgate/shard"
+	"github.com/shardgate/shardgate/shard/pmce"
 	"golang.org/x/sys/unix"
 )
 
@@ -221,6 +222,12 @@ func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 		g.shards = append(g.shards, s)
 	}
 	g.disp.shards = g.shards
+	g.disp.compressions = g.m.compressions
+	if cfg.Compression {
+		g.disp.deflate = pmce.NewDeflater(pmce.DefaultLevel)
+		g.disp.deflateMin = cfg.CompressionMinBytes
+	}
+	g.m.watchDeflate(g.shards)
 
 	// A networked broker may deliver as soon as it exists, so it comes
 	// after the shards; nothing calls it before the listeners open.
@@ -237,7 +244,7 @@ func New(cfg Config, log *slog.Logger) (_ *Gateway, err error) {
 		return nil, fmt.Errorf("gateway: admin listen %s: %w", cfg.Admin, err)
 	}
 
-	hs := newHandshaker(cfg.Path, g.verifier, origins, g.maxConns, &g.open, g.m.upgrades)
+	hs := newHandshaker(cfg.Path, g.verifier, origins, g.maxConns, &g.open, g.m.upgrades, cfg.Compression)
 	if cfg.MaxConnsPerIP > 0 {
 		g.perIP = newIPLimiter(cfg.MaxConnsPerIP)
 	}

@@ -7,9 +7,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shardgate/shardgate/gateway/auth"
+	"github.com/shardgate/shardgate/shard/pmce"
 )
 
 // Rejections answered from the upgrader hooks, and the metric result each
@@ -57,6 +59,7 @@ type handshaker struct {
 	maxConns int64
 	open     *atomic.Int64 // upgraded connections not yet released
 	results  map[string]prometheus.Counter
+	deflate  bool // accept permessage-deflate offers (-compression)
 
 	up   ws.Upgrader
 	req  requestState
@@ -70,15 +73,17 @@ type requestState struct {
 	origin    []byte
 	hasOrigin bool
 	grants    *auth.Grants
+	deflate   pmce.Params // the first permessage-deflate offer accepted, if any
 }
 
 type upgradeResult struct {
 	result   string
 	response []byte // valid until the next upgrade
 	grants   *auth.Grants
+	deflate  pmce.Params // permessage-deflate as answered in response; zero: none
 }
 
-func newHandshaker(path string, verifier *auth.Verifier, origins *auth.OriginPolicy, maxConns int64, open *atomic.Int64, upgrades *prometheus.CounterVec) *handshaker {
+func newHandshaker(path string, verifier *auth.Verifier, origins *auth.OriginPolicy, maxConns int64, open *atomic.Int64, upgrades *prometheus.CounterVec, deflate bool) *handshaker {
 	h := &handshaker{
 		path:     path,
 		verifier: verifier,
@@ -86,17 +91,31 @@ func newHandshaker(path string, verifier *auth.Verifier, origins *auth.OriginPol
 		maxConns: maxConns,
 		open:     open,
 		results:  make(map[string]prometheus.Counter),
+		deflate:  deflate,
 	}
 	for _, r := range upgradeResults {
 		h.results[r] = upgrades.WithLabelValues(r)
 	}
+	h.bindUpgrader()
+	return h
+}
+
+// bindUpgrader binds the upgrader's hooks to h, once.
+func (h *handshaker) bindUpgrader() {
 	h.up = ws.Upgrader{
 		ReadBufferSize:  maxHandshakeBytes,
 		OnRequest:       h.onRequest,
 		OnHeader:        h.onHeader,
 		OnBeforeUpgrade: h.onBeforeUpgrade,
 	}
-	return h
+	if h.deflate {
+		// gobwas/ws hands Sec-WebSocket-Extensions to this hook rather
+		// than to OnHeader. Its Negotiate hook would parse the offers
+		// itself and fail the whole upgrade (400) on one it cannot parse;
+		// this one sees the raw value, and an offer we cannot accept is
+		// declined, never refused (SPEC).
+		h.up.ExtensionCustom = h.onExtensions
+	}
 }
 
 func (h *handshaker) count(result string) { h.results[result].Inc() }
@@ -118,7 +137,7 @@ func (h *handshaker) upgrade(req []byte) upgradeResult {
 	_, err := h.up.Upgrade(handshakeIO{h})
 	switch {
 	case err == nil:
-		return upgradeResult{result: upgradeOK, response: h.resp.Bytes(), grants: h.req.grants}
+		return upgradeResult{result: upgradeOK, response: h.resp.Bytes(), grants: h.req.grants, deflate: h.req.deflate}
 	case err == ws.ErrHandshakeBadUpgrade,
 		err == ws.ErrHandshakeBadConnection && !offersWebSocket(req):
 		// gobwas answers a missing or foreign Upgrade header with 400; the
@@ -178,6 +197,30 @@ func (h *handshaker) onHeader(key, value []byte) error {
 	return nil
 }
 
+// onExtensions reads one Sec-WebSocket-Extensions header value (a request
+// may carry several, read in order): the first permessage-deflate offer
+// that pmce.Accept takes, in the first value that has one, is the
+// agreement. It never fails the upgrade, and adds nothing to what gobwas
+// answers: the response line comes from onBeforeUpgrade.
+func (h *handshaker) onExtensions(value []byte, opts []httphead.Option) ([]httphead.Option, bool) {
+	if !h.req.deflate.On() {
+		h.req.deflate, _ = pmce.Accept(value)
+	}
+	return opts, true
+}
+
+// deflateHeaders holds the Sec-WebSocket-Extensions response line for
+// every agreement pmce.Accept can return, as handshake headers made once:
+// an upgrade allocates nothing for it.
+var deflateHeaders = func() (h [256]ws.HandshakeHeader) {
+	for p := range h {
+		if line := pmce.Params(p).Header(); line != "" {
+			h[p] = ws.HandshakeHeaderString(line)
+		}
+	}
+	return h
+}()
+
 // onBeforeUpgrade runs once the request is a well-formed WebSocket upgrade.
 // Checks go from cheapest to dearest: origin, token, capacity.
 func (h *handshaker) onBeforeUpgrade() (ws.HandshakeHeader, error) {
@@ -201,6 +244,9 @@ func (h *handshaker) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 		h.req.result = upgradeOverCapacity
 		return nil, errOverCapacity
 	}
+	if h.req.deflate.On() {
+		return deflateHeaders[h.req.deflate], nil
+	}
 	return nil, nil
 }
 
@@ -215,12 +261,8 @@ func (h *handshaker) clone() *handshaker {
 		maxConns: h.maxConns,
 		open:     h.open,
 		results:  h.results, // read-only after newHandshaker
+		deflate:  h.deflate,
 	}
-	c.up = ws.Upgrader{
-		ReadBufferSize:  maxHandshakeBytes,
-		OnRequest:       c.onRequest,
-		OnHeader:        c.onHeader,
-		OnBeforeUpgrade: c.onBeforeUpgrade,
-	}
+	c.bindUpgrader()
 	return c
 }

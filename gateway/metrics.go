@@ -49,6 +49,11 @@ type metrics struct {
 	brokerRejected  prometheus.Counter
 	reloads         *prometheus.CounterVec
 	tlsCertExpiry   prometheus.Gauge // registered only on a TLS listener (enableTLS)
+
+	// permessage-deflate (RFC 7692)
+	compressions prometheus.Counter
+	deflatedSent *prometheus.CounterVec
+	deflateSaved *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -85,13 +90,19 @@ func newMetrics() *metrics {
 			Help: "SIGHUP reloads of the TLS certificate and the JWKS, by result (error: the old ones stay)."}, []string{"result"}),
 		tlsCertExpiry: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "tls_cert_expiry_timestamp_seconds",
 			Help: "When the public listener's serving certificate expires (Unix time)."}),
+		compressions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "compressions_total",
+			Help: "Broadcast messages compressed with permessage-deflate: once per message, shared by every shard and subscriber."}),
+		deflatedSent: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "deflated_messages_sent_total",
+			Help: "Broadcasts handed to client sockets compressed (permessage-deflate)."}, shardL),
+		deflateSaved: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "deflate_saved_bytes_total",
+			Help: "Bytes permessage-deflate kept off the wire: plain frames' size less the compressed frames' sent instead."}, shardL),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.connections, m.subscriptions, m.msgsReceived, m.msgsSent, m.bytesReceived, m.bytesSent,
 		m.disconnects, m.broadcast, m.upgrades, m.publishes, m.brokerConnected, m.brokerRejected,
-		m.reloads,
+		m.reloads, m.compressions, m.deflatedSent, m.deflateSaved,
 	)
 	m.reloads.WithLabelValues(reloadOK)
 	m.reloads.WithLabelValues(reloadError)
@@ -115,6 +126,19 @@ const (
 // enableTLS registers the metrics that exist only on a TLS listener.
 func (m *metrics) enableTLS() { m.reg.MustRegister(m.tlsCertExpiry) }
 
+// watchDeflate registers shardgate_compressed_connections: per shard, the
+// connections that negotiated permessage-deflate, read from the shards
+// when scraped.
+func (m *metrics) watchDeflate(shards []*shard.Shard) {
+	for _, s := range shards {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "shardgate", Name: "compressed_connections",
+			Help:        "Open connections that negotiated permessage-deflate (RFC 7692).",
+			ConstLabels: prometheus.Labels{"shard": strconv.Itoa(s.ID())},
+		}, func() float64 { return float64(s.DeflateConns()) }))
+	}
+}
+
 // forShard returns shard id's instruments, curried with its label.
 func (m *metrics) forShard(id int) shard.Metrics {
 	l := strconv.Itoa(id)
@@ -126,6 +150,8 @@ func (m *metrics) forShard(id int) shard.Metrics {
 		BytesReceived:     m.bytesReceived.WithLabelValues(l),
 		BytesSent:         m.bytesSent.WithLabelValues(l),
 		BroadcastDuration: m.broadcast.WithLabelValues(l),
+		DeflatedSent:      m.deflatedSent.WithLabelValues(l),
+		DeflateSavedBytes: m.deflateSaved.WithLabelValues(l),
 	}
 	for _, r := range shard.Reasons() {
 		sm.Disconnects[r] = m.disconnects.WithLabelValues(l, r.String())

@@ -47,7 +47,7 @@ func TestAcceptorTickAfterStopWritesNothing(t *testing.T) {
 	}
 	var open atomic.Int64
 	upgrades := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "u"}, []string{"result"})
-	hs := newHandshaker("/ws", nil, nil, 1<<20, &open, upgrades)
+	hs := newHandshaker("/ws", nil, nil, 1<<20, &open, upgrades, false)
 	a, err := newAcceptor(slog.New(slog.NewTextHandler(io.Discard, nil)), ln.(*net.TCPListener), hs, nil, acceptorLimits{maxHandshakes: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -237,7 +237,7 @@ func (a *acceptor) serveTLS(fd int, tag uint32, client netip.Addr, prefix []byte
 	if res.grants != nil {
 		grants = res.grants
 	}
-	if err := s.AttachTLSLater(fd, link, rest, grants, tag); err != nil {
+	if err := s.AttachTLSLater(fd, link, rest, grants, tag, res.deflate); err != nil {
 		// The shard is closed: we are shutting down.
 		a.hs.released()
 		unix.Close(fd)

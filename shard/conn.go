@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"github.com/shardgate/shardgate/shard/pmce"
 	"github.com/shardgate/shardgate/shard/tlsfd"
 	"github.com/shardgate/shardgate/shard/wsframe"
 )
@@ -20,9 +21,10 @@ type conn struct {
 	tokens  float32 // rate limiter bucket
 	refused uint32  // requests refused in a row by the rate limiter
 
-	state connState
-	dirty bool // listed in Shard.dirty for the current broadcast batch
-	again bool // listed in Shard.again
+	state   connState
+	dirty   bool        // listed in Shard.dirty for the current broadcast batch
+	again   bool        // listed in Shard.again
+	deflate pmce.Params // permessage-deflate as negotiated at upgrade; zero: not in use
 
 	partial *[]byte // incomplete frame bytes kept between reads (pooled)
 	dec     wsframe.Decoder

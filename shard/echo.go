@@ -18,6 +18,12 @@ import (
 // goes back to its sender as a frame of the same opcode, through the same
 // send path and queue cap as any reply; control frames are handled exactly
 // as handleFrame handles them.
+//
+// On a connection that negotiated permessage-deflate (Autobahn's groups
+// 12 and 13) a message arrives here inflated, whether or not it came
+// compressed, and its echo goes back compressed when its window allows
+// (pmce.Params.Fits) and compression makes it smaller, plain otherwise:
+// the same choice a broadcast gets, made per message.
 func (s *Shard) echoFrame(op ws.OpCode, payload []byte) bool {
 	if op != ws.OpText && op != ws.OpBinary {
 		return s.handleFrame(op, payload)
@@ -28,7 +34,13 @@ func (s *Shard) echoFrame(op ws.OpCode, payload []byte) bool {
 		// payload is valid only during this call: the echo is a copy,
 		// owned by c until written.
 		b := s.pool.Get(wsframe.HeaderLen(len(payload)) + len(payload))
-		*b = wsframe.AppendFrame((*b)[:0], op, payload)
+		deflated := false
+		if c.deflate.On() && c.deflate.Fits(len(payload)) {
+			*b, deflated = s.deflater.AppendFrame((*b)[:0], op, payload)
+		}
+		if !deflated {
+			*b = wsframe.AppendFrame((*b)[:0], op, payload)
+		}
 		s.stats.sentMsgs++
 		s.send(c, *b, b, false)
 	}

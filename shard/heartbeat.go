@@ -63,6 +63,7 @@ func (s *Shard) drain(timeout time.Duration) {
 // are added to the Prometheus instruments once per pass, not per frame.
 type stats struct {
 	recvMsgs, recvBytes, sentMsgs, sentBytes int
+	deflatedMsgs, savedBytes                 int // broadcasts sent compressed, and the bytes that saved
 }
 
 func (s *Shard) flushStats() {
@@ -79,6 +80,10 @@ func (s *Shard) flushStats() {
 	}
 	if st.sentBytes > 0 {
 		m.BytesSent.Add(float64(st.sentBytes))
+	}
+	if st.deflatedMsgs > 0 {
+		m.DeflatedSent.Add(float64(st.deflatedMsgs))
+		m.DeflateSavedBytes.Add(float64(st.savedBytes))
 	}
 	*st = stats{}
 }

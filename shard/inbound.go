@@ -213,7 +213,11 @@ func (s *Shard) consumePartial(c *conn) {
 func (s *Shard) decode(c *conn, data []byte) (n int, ok bool) {
 	c.lastRead = s.now()
 	s.cur = c
-	n, err := c.dec.Decode(data, s.rules, s.pool, s.onFrame)
+	rules := s.rules
+	if c.deflate.On() {
+		rules = s.deflateRules
+	}
+	n, err := c.dec.Decode(data, rules, s.pool, s.onFrame)
 	s.cur = nil
 	if c.state == stateClosed {
 		return n, false

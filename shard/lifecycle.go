@@ -187,6 +187,9 @@ func (s *Shard) release(c *conn) {
 	}
 	c.subs = nil
 	s.conns.Add(-1)
+	if c.deflate.On() {
+		s.deflating.Add(-1)
+	}
 	if s.opts.OnRelease != nil {
 		s.opts.OnRelease(c.tag)
 	}

@@ -63,6 +63,11 @@ type Metrics struct {
 	BytesSent         prometheus.Counter
 	Disconnects       [numReasons]prometheus.Counter
 	BroadcastDuration prometheus.Observer
+	// DeflatedSent counts broadcasts handed to sockets compressed
+	// (permessage-deflate), and DeflateSavedBytes what that kept off the
+	// wire: the plain frames' size less the compressed ones'.
+	DeflatedSent      prometheus.Counter
+	DeflateSavedBytes prometheus.Counter
 }
 
 // NopMetrics returns instruments that record nothing, for tests and
@@ -73,6 +78,7 @@ func NopMetrics() Metrics {
 	m := Metrics{
 		Connections: g(), Subscriptions: g(),
 		MessagesReceived: c(), MessagesSent: c(), BytesReceived: c(), BytesSent: c(),
+		DeflatedSent: c(), DeflateSavedBytes: c(),
 		BroadcastDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "nop"}),
 	}
 	for i := range m.Disconnects {

@@ -12,6 +12,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/shardgate/shardgate/bufpool"
 	"github.com/shardgate/shardgate/poller"
+	"github.com/shardgate/shardgate/shard/pmce"
 	"github.com/shardgate/shardgate/shard/tlsfd"
 	"github.com/shardgate/shardgate/shard/wsframe"
 	"golang.org/x/sys/unix"
@@ -100,15 +101,19 @@ type Options struct {
 
 // Shard owns connections. See the package doc for the threading model.
 type Shard struct {
-	opts     Options
-	log      *slog.Logger
-	poll     *poller.Poller
-	waker    *poller.Waker
-	pool     *bufpool.Pool
-	epoch    time.Time    // monotonic origin of the int64 clocks in conn
-	conns    atomic.Int64 // attached and not yet released: read by the acceptor for balancing
-	closed   atomic.Bool
-	lastPass atomic.Int64 // Unix nanoseconds at the end of the last inbox pass: the health check's pulse
+	opts  Options
+	log   *slog.Logger
+	poll  *poller.Poller
+	waker *poller.Waker
+	pool  *bufpool.Pool
+	epoch time.Time    // monotonic origin of the int64 clocks in conn
+	conns atomic.Int64 // attached and not yet released: read by the acceptor for balancing
+	// deflating counts the conns that negotiated permessage-deflate, from
+	// their hand-over to their release: the dispatcher compresses a
+	// broadcast only while some shard has one (DeflateConns).
+	deflating atomic.Int64
+	closed    atomic.Bool
+	lastPass  atomic.Int64 // Unix nanoseconds at the end of the last inbox pass: the health check's pulse
 
 	mu         sync.Mutex // guards inbox, inboxCasts; see the lock order in doc.go
 	inbox      []task
@@ -132,6 +137,9 @@ type Shard struct {
 	cur           *conn                                   // the connection being decoded
 	onFrame       func(op ws.OpCode, payload []byte) bool // s.handleFrame (s.echoFrame with Options.Echo), bound once
 	rules         wsframe.Rules                           // what the decoder accepts, from Options
+	deflateRules  wsframe.Rules                           // rules for connections with permessage-deflate: rules and the shard's inflater
+	inflater      pmce.Inflater                           // decompressors for this shard's client messages, pooled
+	deflater      *pmce.Deflater                          // echo mode's compressor (Options.Echo); nil otherwise
 	pingFrame     []byte                                  // shared, read-only
 }
 
@@ -153,6 +161,7 @@ type task struct {
 	link    *tlsfd.Conn   // attach: the connection's TLS layer, nil for plain TCP
 	channel string        // broadcast: "" means every connection; kick: the subject
 	frame   []byte        // broadcast: encoded once, shared, read-only
+	deflate []byte        // broadcast: the same message compressed (RSV1), or nil; shared, read-only
 	offset  uint64        // broadcast: the message's offset in its channel (history only)
 	timeout time.Duration // drain
 	result  *asyncResult  // result
@@ -191,7 +200,10 @@ func New(opts Options) (*Shard, error) {
 	if opts.Echo {
 		s.onFrame = s.echoFrame
 		s.rules.Binary = true
+		s.deflater = pmce.NewDeflater(pmce.DefaultLevel)
 	}
+	s.deflateRules = s.rules
+	s.deflateRules.Inflater = &s.inflater
 	p, err := poller.New(s.log)
 	if err != nil {
 		return nil, fmt.Errorf("shard %d: %w", opts.ID, err)
@@ -213,12 +225,19 @@ func (s *Shard) ID() int { return s.opts.ID }
 // still closing). Safe from any goroutine.
 func (s *Shard) Conns() int64 { return s.conns.Load() }
 
+// DeflateConns returns how many of Conns negotiated permessage-deflate.
+// Safe from any goroutine.
+func (s *Shard) DeflateConns() int64 { return s.deflating.Load() }
+
 // Attach hands an upgraded, non-blocking socket to the shard, which owns it
 // from now on (and closes it). pending holds bytes the client sent after its
 // handshake; it is copied. grants may be nil. tag is handed back to
-// Options.OnRelease when the socket is closed.
-func (s *Shard) Attach(fd int, pending []byte, grants Grants, tag uint32) error {
-	if err := s.AttachLater(fd, pending, grants, tag); err != nil {
+// Options.OnRelease when the socket is closed. deflate is the
+// permessage-deflate agreement of the upgrade (zero: none): the connection
+// then takes compressed messages and gets compressed broadcasts (see
+// BroadcastFrames).
+func (s *Shard) Attach(fd int, pending []byte, grants Grants, tag uint32, deflate pmce.Params) error {
+	if err := s.AttachLater(fd, pending, grants, tag, deflate); err != nil {
 		return err
 	}
 	s.waker.Wake()
@@ -229,22 +248,40 @@ func (s *Shard) Attach(fd int, pending []byte, grants Grants, tag uint32) error 
 // inbox until the caller calls Wake (or anything else wakes the shard). An
 // acceptor that upgrades a burst of connections wakes each shard once per
 // burst instead of once per connection.
-func (s *Shard) AttachLater(fd int, pending []byte, grants Grants, tag uint32) error {
-	c := &conn{fd: int32(fd), grants: grants, idx: -1, tag: tag}
+func (s *Shard) AttachLater(fd int, pending []byte, grants Grants, tag uint32, deflate pmce.Params) error {
+	c := s.newConn(fd, pending, grants, tag, deflate)
+	if err := s.queueTask(task{kind: taskAttach, conn: c}, false); err != nil {
+		s.dropConn(c)
+		return err
+	}
+	return nil
+}
+
+// newConn makes the conn of a socket being handed over, and counts it.
+func (s *Shard) newConn(fd int, pending []byte, grants Grants, tag uint32, deflate pmce.Params) *conn {
+	c := &conn{fd: int32(fd), grants: grants, idx: -1, tag: tag, deflate: deflate}
 	if len(pending) > 0 {
 		b := s.pool.Get(len(pending))
 		copy(*b, pending)
 		c.partial = b
 	}
 	s.conns.Add(1)
-	if err := s.queueTask(task{kind: taskAttach, conn: c}, false); err != nil {
-		s.conns.Add(-1)
-		if c.partial != nil {
-			s.pool.Put(c.partial)
-		}
-		return err
+	if deflate.On() {
+		s.deflating.Add(1)
 	}
-	return nil
+	return c
+}
+
+// dropConn undoes newConn for a conn the inbox refused.
+func (s *Shard) dropConn(c *conn) {
+	s.conns.Add(-1)
+	if c.deflate.On() {
+		s.deflating.Add(-1)
+	}
+	if c.partial != nil {
+		s.pool.Put(c.partial)
+		c.partial = nil
+	}
 }
 
 // Wake makes the shard run what is in its inbox. Safe from any goroutine.
@@ -255,14 +292,34 @@ func (s *Shard) Wake() { s.waker.Wake() }
 // keeps a reference until every subscriber has written it, so the caller
 // must never modify it.
 func (s *Shard) Broadcast(channel string, frame []byte) error {
-	return s.push(task{kind: taskBroadcast, channel: channel, frame: frame}, true)
+	return s.BroadcastFrames(channel, 0, Frames{Plain: frame})
 }
 
 // BroadcastAt is Broadcast for a channel message with history: offset is
 // its place in the channel, which frame carries too. Offsets of one
 // channel must be handed to the shard in increasing order.
 func (s *Shard) BroadcastAt(channel string, offset uint64, frame []byte) error {
-	return s.push(task{kind: taskBroadcast, channel: channel, frame: frame, offset: offset}, true)
+	return s.BroadcastFrames(channel, offset, Frames{Plain: frame})
+}
+
+// Frames are the encodings of one broadcast message, each made once by
+// the caller and shared, read-only, by every shard and subscriber.
+type Frames struct {
+	// Plain is the message's frame as every connection may get it.
+	Plain []byte
+	// Deflated, when not nil, is the same message compressed on its own
+	// with permessage-deflate (RSV1 set, pmce.Deflater): what a
+	// connection that negotiated the extension gets, unless the message
+	// is longer than the window it allowed (pmce.Params.Fits), or it is
+	// still recovering (recovery replays and what queues behind them go
+	// plain).
+	Deflated []byte
+}
+
+// BroadcastFrames is Broadcast (offset 0) or BroadcastAt with the
+// compressed variant of the frame alongside the plain one.
+func (s *Shard) BroadcastFrames(channel string, offset uint64, f Frames) error {
+	return s.push(task{kind: taskBroadcast, channel: channel, frame: f.Plain, deflate: f.Deflated, offset: offset}, true)
 }
 
 // CanBroadcast reports whether a Broadcast would be accepted now. The

@@ -39,7 +39,7 @@ func attachPeerSndbuf(t *testing.T, s *Shard, sndbuf int) *peer {
 	tv := unix.NsecToTimeval(int64(5 * time.Second))
 	unix.SetsockoptTimeval(fds[1], unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	t.Cleanup(func() { unix.Close(fds[1]) })
-	if err := s.Attach(fds[0], nil, nil, 0); err != nil {
+	if err := s.Attach(fds[0], nil, nil, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	return &peer{t: t, fd: fds[1]}

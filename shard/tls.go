@@ -5,6 +5,7 @@ import (
 	"io"
 	"unsafe"
 
+	"github.com/shardgate/shardgate/shard/pmce"
 	"github.com/shardgate/shardgate/shard/tlsfd"
 	"golang.org/x/sys/unix"
 )
@@ -30,19 +31,10 @@ const sealChunk = 16 << 10
 // upgrade are done: link is its detached TLS layer (the shard owns it from
 // now on), pending the plaintext the client sent after its upgrade
 // request.
-func (s *Shard) AttachTLSLater(fd int, link *tlsfd.Conn, pending []byte, grants Grants, tag uint32) error {
-	c := &conn{fd: int32(fd), grants: grants, idx: -1, tag: tag}
-	if len(pending) > 0 {
-		b := s.pool.Get(len(pending))
-		copy(*b, pending)
-		c.partial = b
-	}
-	s.conns.Add(1)
+func (s *Shard) AttachTLSLater(fd int, link *tlsfd.Conn, pending []byte, grants Grants, tag uint32, deflate pmce.Params) error {
+	c := s.newConn(fd, pending, grants, tag, deflate)
 	if err := s.queueTask(task{kind: taskAttach, conn: c, link: link}, false); err != nil {
-		s.conns.Add(-1)
-		if c.partial != nil {
-			s.pool.Put(c.partial)
-		}
+		s.dropConn(c)
 		link.Release()
 		return err
 	}

@@ -14,8 +14,9 @@
 // gateway, which speaks only to the shard's JSON side); it is a plain
 // gobwas/ws upgrade, and the upgraded socket is handed to a shard exactly
 // as the gateway hands it: a non-blocking fd plus the bytes read behind
-// the request. permessage-deflate (RFC 7692, Autobahn cases 12 and 13)
-// will be negotiated in upgrade() and inflated and deflated by the shard.
+// the request. permessage-deflate (RFC 7692, Autobahn cases 12 and 13) is
+// negotiated in upgrade() as the gateway does it, and inflated and
+// deflated by the shard (echo.go).
 package main
 
 import (

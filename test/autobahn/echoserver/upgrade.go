@@ -8,8 +8,10 @@ import (
 	"net"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 	"github.com/shardgate/shardgate/shard"
+	"github.com/shardgate/shardgate/shard/pmce"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,7 +31,7 @@ func serve(nc *net.TCPConn, s *shard.Shard, timeout time.Duration, log *slog.Log
 		log.Debug("handshake", "remote", nc.RemoteAddr(), "err", err)
 		return
 	}
-	resp, err := upgrade(req)
+	resp, deflate, err := upgrade(req)
 	if _, werr := nc.Write(resp); werr != nil || err != nil {
 		log.Debug("handshake", "remote", nc.RemoteAddr(), "err", errors.Join(err, werr))
 		return
@@ -39,7 +41,7 @@ func serve(nc *net.TCPConn, s *shard.Shard, timeout time.Duration, log *slog.Log
 		log.Warn("detach", "err", err)
 		return
 	}
-	if err := s.Attach(fd, rest, nil, 0); err != nil {
+	if err := s.Attach(fd, rest, nil, 0, deflate); err != nil {
 		unix.Close(fd)
 		log.Warn("attach", "err", err)
 	}
@@ -66,15 +68,35 @@ func readRequest(nc net.Conn) (req, rest []byte, err error) {
 }
 
 // upgrade answers a complete request header: the 101 response, or a
-// rejection (and an error). Any path is served.
-func upgrade(req []byte) ([]byte, error) {
-	var resp bytes.Buffer
-	u := ws.Upgrader{Header: serverHeader}
-	_, err := u.Upgrade(handshakeIO{bytes.NewReader(req), &resp})
-	if err != nil && resp.Len() == 0 {
-		resp.WriteString("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+// rejection (and an error). Any path is served. permessage-deflate is
+// negotiated as the gateway does it (pmce.Accept: the first acceptable
+// offer, answered with both no_context_takeover parameters; an offer it
+// cannot accept is declined): deflate is the agreement, zero for none.
+func upgrade(req []byte) (resp []byte, deflate pmce.Params, err error) {
+	var out bytes.Buffer
+	u := ws.Upgrader{
+		Header: serverHeader,
+		ExtensionCustom: func(value []byte, opts []httphead.Option) ([]httphead.Option, bool) {
+			if !deflate.On() {
+				deflate, _ = pmce.Accept(value)
+			}
+			return opts, true
+		},
+		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
+			if deflate.On() {
+				return ws.HandshakeHeaderString(deflate.Header()), nil
+			}
+			return nil, nil
+		},
 	}
-	return resp.Bytes(), err
+	_, err = u.Upgrade(handshakeIO{bytes.NewReader(req), &out})
+	if err != nil {
+		deflate = 0
+		if out.Len() == 0 {
+			out.WriteString("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+		}
+	}
+	return out.Bytes(), deflate, err
 }
 
 // handshakeIO feeds the buffered request to the upgrader and collects its
