@@ -53,13 +53,16 @@ async function run() {
       w();
     }
   });
+  // ws.extensions names the extensions only; the parameters are in the answer.
+  ws.once('upgrade', (res) => {
+    result.extensions = res.headers['sec-websocket-extensions'] || '';
+  });
   ws.on('error', (err) => finish(false, err));
   ws.on('close', (code) => {
     if (!result.steps.includes('published')) finish(false, `closed early with ${code}`);
   });
   await new Promise((resolve) => ws.once('open', resolve));
-  result.extensions = ws.extensions; // the negotiated Sec-WebSocket-Extensions
-  if (!String(ws.extensions).includes('permessage-deflate')) throw new Error(`not negotiated: ${JSON.stringify(ws.extensions)}`);
+  if (ws.extensions !== 'permessage-deflate') throw new Error(`not negotiated: ${JSON.stringify(ws.extensions)}, answer ${JSON.stringify(result.extensions)}`);
   result.steps.push('negotiated');
 
   ws.send(JSON.stringify({ type: 'subscribe', channel, id: 1 }));
