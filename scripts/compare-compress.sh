@@ -45,6 +45,10 @@
 #                            about two minutes; results in
 #                            ${TMPDIR:-/tmp}/shardgate-compress-compare-quick.{md,json}
 #   OUT=path/prefix          where OUT.md and OUT.json go
+#   QUIET_MAX=15 QUIET_WAIT=600   before each run, wait up to QUIET_WAIT s for the
+#                            machine to be at most QUIET_MAX % busy (2 s samples of
+#                            /proc/stat: other work on a shared machine would skew
+#                            the figures); the report gives each run's figure
 #   SHARDGATE_BIN, SHARDBENCH_BIN   use these binaries instead of building
 #                            bin/shardgate and bin/shardbench from this checkout
 #                            (a build of another tree; the report names them)
@@ -102,7 +106,9 @@ done
 
 # The invocation, with the knobs that differ from their defaults.
 invocation="scripts/compare-compress.sh"
-for knob in QUICK ROUNDS PROCS SOURCE_IPS CONNS RATE SIZE DURATION HOLD IDLE SYSTEMS SHARDGATE_BIN SHARDBENCH_BIN; do
+QUIET_MAX=${QUIET_MAX:-15}
+QUIET_WAIT=${QUIET_WAIT:-600}
+for knob in QUICK ROUNDS PROCS SOURCE_IPS CONNS RATE SIZE DURATION HOLD IDLE SYSTEMS QUIET_MAX QUIET_WAIT SHARDGATE_BIN SHARDBENCH_BIN; do
 	if printenv "$knob" >/dev/null; then
 		invocation="$knob=\"${!knob}\" $invocation"
 	fi
@@ -222,6 +228,32 @@ if [[ " $SYSTEMS " == *" centrifugo "* ]]; then
 	stop_server
 fi
 
+# busy_pct: how busy the machine's CPUs were over the next 2 s, in percent.
+busy_pct() {
+	local a b
+	a=$(awk '/^cpu / {print $2+$3+$4+$6+$7+$8+$9, $5}' /proc/stat)
+	sleep 2
+	b=$(awk '/^cpu / {print $2+$3+$4+$6+$7+$8+$9, $5}' /proc/stat)
+	awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ");
+		busy = y[1] - x[1]; idle = y[2] - x[2]; printf "%.0f", (busy + idle > 0) ? 100 * busy / (busy + idle) : 0 }'
+}
+
+# wait_quiet: wait until the machine is at most QUIET_MAX % busy (at most
+# QUIET_WAIT s); sets quiet to the last sample.
+wait_quiet() {
+	local deadline=$((SECONDS + QUIET_WAIT)) said=
+	while :; do
+		quiet=$(busy_pct)
+		[ "$quiet" -gt "$QUIET_MAX" ] || return 0
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			echo "    machine still $quiet % busy after ${QUIET_WAIT}s: running anyway" >&2
+			return 0
+		fi
+		[ -n "$said" ] || echo "    machine $quiet % busy (other work): waiting for at most $QUIET_MAX %" >&2
+		said=1
+	done
+}
+
 # secs 30s → 30
 secs() { local d=${1%s}; echo "${d%.*}"; }
 common=(-procs "$PROCS" -source-ips "$SOURCE_IPS")
@@ -231,16 +263,17 @@ fanout_limit=$((120 + CONNS / 50 + 3 * $(secs "$DURATION")))
 idle_limit=$((120 + CONNS / 50 + $(secs "$HOLD")))
 
 manifest="$RAW/manifest.tsv"
-printf 'system\tscenario\tround\tstatus\treport\tserver_command\tbench_command\n' >"$manifest"
+printf 'system\tscenario\tround\tstatus\treport\tserver_command\tbench_command\tbusy_before_pct\n' >"$manifest"
 
 # run SYSTEM SCENARIO NAME ROUND LIMIT ARGS...: a fresh server, one
 # shardbench run (SCENARIO is shardbench's; NAME is the report's).
 run() {
 	local system=$1 scenario=$2 name=$3 round=$4 limit=$5
 	shift 5
-	local id="$system-$name-$round" status=ok rc
+	local id="$system-$name-$round" status=ok rc quiet
 	local bench=("$SHARDBENCH" "$scenario" -target "$(target_of "$system")" "${common[@]}" "$@" -json "$RAW/$id.json")
-	echo "==> [$(date -u +%T)] $id"
+	wait_quiet
+	echo "==> [$(date -u +%T)] $id (machine $quiet % busy before)"
 	if ! start "$system" "$RAW/$id.server.log" 60; then
 		status="failed: the server did not start"
 	else
@@ -258,8 +291,8 @@ run() {
 	stop_server
 	[ "$status" = ok ] || echo "    $status"
 	grep -E '^(compression|connections|delivered|latency|wire|server|server CPU) ' "$RAW/$id.txt" 2>/dev/null | sed 's/^/    /' || true
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$name" "$round" "$status" "$RAW/$id.json" \
-		"$(server_cmd_of "$system")" "${bench[*]//$RAW/\$RAW}" >>"$manifest"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$name" "$round" "$status" "$RAW/$id.json" \
+		"$(server_cmd_of "$system")" "${bench[*]//$RAW/\$RAW}" "$quiet" >>"$manifest"
 }
 
 # idle runs: (system, name, extra shardbench flags)

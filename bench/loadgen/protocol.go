@@ -182,8 +182,9 @@ type result struct {
 	// closing its connections; Usage is at the very end.
 	AtStop Usage `json:"at_stop"`
 	Usage  Usage `json:"usage"`
-	// Wire is what the worker's connections read from ready to the end
-	// of the measured phase (client counters, AtStop less ready).
+	// Wire is what the worker's connections read from ready until they
+	// were closed: the client counters then, less those at ready. Stats
+	// count the deliveries of the same span.
 	Wire client.Counters `json:"wire"`
 	// Soak: what the steady subscribers lost and how the churn went.
 	Soak *soakResult `json:"soak,omitempty"`

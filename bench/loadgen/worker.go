@@ -592,8 +592,12 @@ func (w *worker) stop(stream *streamEnd) {
 	}
 	w.stopping = true
 	atStop := getUsage(unix.RUSAGE_SELF)
-	wire := w.loop.Counters().Sub(w.wireAtReady)
 	w.loop.Shutdown(w.plan.CloseTimeout, func() {
+		// Taken with the final stats: messages still on their way at the
+		// stop arrive before the server's close frame and are delivered,
+		// so their bytes count too (the close frames add a few bytes per
+		// connection).
+		wire := w.loop.Counters().Sub(w.wireAtReady)
 		w.em.emit(event{Ev: evResult, Stats: w.stats, Result: &result{
 			Stats:     w.stats,
 			Failures:  w.failures,

@@ -22,7 +22,9 @@ runs = []
 with open(os.path.join(raw, "manifest.tsv")) as f:
     next(f)
     for line in f:
-        system, scenario, rnd, status, report, server, bench = line.rstrip("\n").split("\t")
+        fields = line.rstrip("\n").split("\t")
+        system, scenario, rnd, status, report, server, bench = fields[:7]
+        busy = float(fields[7]) if len(fields) > 7 and fields[7] else None
         rep = None
         if status == "ok":
             try:
@@ -31,7 +33,7 @@ with open(os.path.join(raw, "manifest.tsv")) as f:
             except (OSError, ValueError) as e:
                 status = f"failed: no report ({e})"
         runs.append({"system": system, "scenario": scenario, "round": int(rnd), "status": status,
-                     "server_command": server, "bench_command": bench, "report": rep})
+                     "server_command": server, "bench_command": bench, "busy_before_pct": busy, "report": rep})
 
 
 def get(rep, *path):
@@ -284,15 +286,20 @@ if per_round:
             L.append(f"| {r['round']} | " + " | ".join("-" if r[k] is None else f"{r[k]:g}" for k, _ in cols) + " |")
         L.append(f"| median | " + " | ".join("-" if ratios.get(k) is None else f"{ratios[k]:g}" for k, _ in cols) + " |")
         L.append("")
-    L.append("| round | system | server CPU/delivery | wire B/delivery | delivered | p50 | p99 |")
-    L.append("|---|---|---:|---:|---:|---:|---:|")
+    L.append("| round | system | machine busy before | server CPU/delivery | wire B/delivery | delivered | p50 | p99 | machine busy during |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for n in rounds:
         for s in systems:
             rep = run_of(s, "fanout", n)
-            L.append(f"| {n} | {s} | {fmt(get(rep, 'fanout', 'server_cpu_per_delivery_us'), 'µs')} | "
+            busy = next((r["busy_before_pct"] for r in runs if r["system"] == s and r["scenario"] == "fanout" and r["round"] == n), None)
+            L.append(f"| {n} | {s} | {fmt(busy, '%0')} | {fmt(get(rep, 'fanout', 'server_cpu_per_delivery_us'), 'µs')} | "
                      f"{fmt(get(rep, 'fanout', 'wire', 'bytes_per_delivery'), 'B')} | "
                      f"{fmt(get(rep, 'fanout', 'delivered_pct'), '%')} | {fmt(get(rep, 'fanout', 'latency', 'p50_ms'), 'ms')} | "
-                     f"{fmt(get(rep, 'fanout', 'latency', 'p99_ms'), 'ms')} |")
+                     f"{fmt(get(rep, 'fanout', 'latency', 'p99_ms'), 'ms')} | {fmt(get(rep, 'host_cpu', 'busy_pct'), '%0')} |")
+    L.append("")
+    L.append("Machine busy before: the CPUs over 2 s just before the run's server started (the script waits for "
+             "other work on the machine to end); during: the whole machine in the measured phase, server and load "
+             "generator included.")
     L.append("")
 
 failed = [r for r in runs if r["status"] != "ok"]
