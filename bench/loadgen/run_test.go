@@ -109,9 +109,12 @@ func TestRunInProcessFanoutCompressed(t *testing.T) {
 				if z.Declined != 50 || z.CompressedMessages != 0 || z.Answer != "" {
 					t.Fatalf("compression %+v: want every offer declined", z)
 				}
-				// Plain: the message and a 4-byte frame header.
-				if f.Wire.BytesPerDelivery != f.Wire.MessageBytesPerDelivery+4 {
-					t.Fatalf("wire %+v: want the message plus a 4-byte header", f.Wire)
+				// Plain: each message and its 4-byte frame header, then
+				// the server's close frame (4 bytes: 1000) on each
+				// connection.
+				want := f.Delivered*int64(f.Wire.MessageBytesPerDelivery+4) + 50*4
+				if f.Wire.Bytes != want {
+					t.Fatalf("wire %+v: want %d bytes, the messages with 4-byte headers and 50 close frames", f.Wire, want)
 				}
 			}
 		})
