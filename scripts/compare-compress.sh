@@ -49,8 +49,11 @@
 #                            machine to be at most QUIET_MAX % busy (2 s samples of
 #                            /proc/stat: other work on a shared machine would skew
 #                            the figures); the report gives each run's figure
+#   REV=commit               build shardgate and shardbench from that commit
+#                            (git archive into the raw directory) instead of
+#                            from this checkout's files, which others may be
+#                            editing; the report names the commit
 #   SHARDGATE_BIN, SHARDBENCH_BIN   use these binaries instead of building
-#                            bin/shardgate and bin/shardbench from this checkout
 #                            (a build of another tree; the report names them)
 #
 # OUT=path/prefix scripts/compare-compress.sh --report RAWDIR writes the
@@ -108,7 +111,7 @@ done
 invocation="scripts/compare-compress.sh"
 QUIET_MAX=${QUIET_MAX:-15}
 QUIET_WAIT=${QUIET_WAIT:-600}
-for knob in QUICK ROUNDS PROCS SOURCE_IPS CONNS RATE SIZE DURATION HOLD IDLE SYSTEMS QUIET_MAX QUIET_WAIT SHARDGATE_BIN SHARDBENCH_BIN; do
+for knob in QUICK ROUNDS PROCS SOURCE_IPS CONNS RATE SIZE DURATION HOLD IDLE SYSTEMS QUIET_MAX QUIET_WAIT REV SHARDGATE_BIN SHARDBENCH_BIN; do
 	if printenv "$knob" >/dev/null; then
 		invocation="$knob=\"${!knob}\" $invocation"
 	fi
@@ -131,17 +134,24 @@ head_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 	head_rev="$head_rev (with uncommitted changes)"
 
 mkdir -p bin "$(dirname "$OUT")"
-SHARDGATE=${SHARDGATE_BIN:-bin/shardgate}
-SHARDBENCH=${SHARDBENCH_BIN:-bin/shardbench}
+src=. bindir=bin
+if [ -n "${REV:-}" ]; then
+	head_rev=$(git rev-parse --short "$REV^{commit}")
+	src="$RAW/src" bindir="$RAW/bin"
+	mkdir -p "$src" "$bindir"
+	git archive "$REV" | tar -x -C "$src"
+fi
+SHARDGATE=${SHARDGATE_BIN:-$bindir/shardgate}
+SHARDBENCH=${SHARDBENCH_BIN:-$bindir/shardbench}
 if [ -z "${SHARDGATE_BIN:-}" ]; then
-	echo "==> building bin/shardgate ($head_rev)"
-	go build -o bin/shardgate ./cmd/shardgate
+	echo "==> building $SHARDGATE ($head_rev)"
+	(cd "$src" && go build -o "$SHARDGATE" ./cmd/shardgate) # $src is . or $RAW/src, $SHARDGATE relative to . or absolute
 else
 	head_rev="$SHARDGATE_BIN (given)"
 fi
 if [ -z "${SHARDBENCH_BIN:-}" ]; then
-	echo "==> building bin/shardbench"
-	go build -o bin/shardbench ./cmd/shardbench
+	echo "==> building $SHARDBENCH"
+	(cd "$src" && go build -o "$SHARDBENCH" ./cmd/shardbench)
 fi
 
 # Without -compression in this build, measure what can be measured.

@@ -16,7 +16,8 @@ import sys
 
 raw, out = sys.argv[1], sys.argv[2]
 with open(os.path.join(raw, "meta.json")) as f:
-    meta = json.load(f)
+    # Keep the report portable: the raw directory is $RAW in it.
+    meta = json.loads(f.read().replace(raw.rstrip("/"), "$RAW"))
 
 runs = []
 with open(os.path.join(raw, "manifest.tsv")) as f:
