@@ -45,7 +45,7 @@ const DeflateOffer = "permessage-deflate; client_no_context_takeover; client_max
 // deflateTail ends every compressed message before inflation: the four
 // bytes §7.2.2 says to append, then a final empty stored block so that
 // the decompressor meets a clean end of stream instead of running out of
-// input (io.ErrUnexpectedEOF).
+// input (io.ErrUnexpectedEOF). Read only.
 var deflateTail = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
 
 // maxWindowBits is deflate's largest window, 32 KiB (RFC 1951).

@@ -24,6 +24,13 @@
 // epoll reports the socket ready; an open connection holds no goroutine
 // (tls.go).
 //
+// With Options.Compress every upgrade offers permessage-deflate (RFC 7692)
+// as a browser does, and what the server compresses is inflated before
+// the Handler sees it; Loop.Counters says how many bytes the sockets gave
+// and how many upgrades accepted the offer (deflate.go). A connection that
+// did not negotiate the extension costs no more memory than before it
+// existed.
+//
 // For soak tests a connection can also misbehave on purpose (hostile.go):
 // stop reading (PauseReading), write bytes that are not valid frames
 // (SendRaw, AppendFrame), hang up without a closing handshake (Abort), or
