@@ -98,9 +98,10 @@ func TestFrameRoundTrip(t *testing.T) {
 		if got := stdInflate(t, frame[hl:]); !bytes.Equal(got, p) {
 			t.Fatalf("round trip of %d bytes gave %d bytes", len(p), len(got))
 		}
-		// AppendFrame makes the same bytes behind what dst holds.
-		dst, ok := d.AppendFrame([]byte("prefix"), ws.OpText, p)
-		if !ok || string(dst[:6]) != "prefix" || !bytes.Equal(dst[6:], frame) {
+		// AppendFrame with the whole window makes the same bytes behind
+		// what dst holds.
+		dst := d.AppendFrame([]byte("prefix"), ws.OpText, p, Params(maxWindowBits))
+		if string(dst[:6]) != "prefix" || !bytes.Equal(dst[6:], frame) {
 			t.Fatalf("AppendFrame differs from Frame")
 		}
 	}
@@ -112,9 +113,35 @@ func TestFrameDeclinesWhatDoesNotShrink(t *testing.T) {
 		if f := d.Frame(ws.OpBinary, p); f != nil {
 			t.Errorf("%d bytes compressed to a %d-byte frame", len(p), len(f))
 		}
-		if dst, ok := d.AppendFrame([]byte("x"), ws.OpBinary, p); ok || string(dst) != "x" {
-			t.Errorf("AppendFrame of %d bytes: %q, %v", len(p), dst, ok)
+		// AppendFrame compresses whatever it gets.
+		frame := d.AppendFrame(nil, ws.OpBinary, p, Params(maxWindowBits))
+		if hl := wsframe.HeaderLen(len(frame) - 2); frame[0] != 0xc2 || !bytes.Equal(stdInflate(t, frame[hl:]), p) {
+			t.Errorf("AppendFrame of %d bytes: % x...", len(p), frame[:min(len(frame), 8)])
 		}
+	}
+}
+
+// TestAppendFrameWindow: a connection that asked for a small window gets
+// messages longer than it compressed within it. The distances are checked
+// by decoding the deflate stream (maxDistance); the content by inflating.
+func TestAppendFrameWindow(t *testing.T) {
+	d := NewDeflater(DefaultLevel)
+	p := bytes.Repeat(testJSON(), 8) // 7.5 KB, repeating every 934 bytes
+	for bits := minWindowBits; bits <= maxWindowBits; bits++ {
+		params, ok := Accept(fmt.Appendf(nil, "permessage-deflate; server_max_window_bits=%d", bits))
+		if !ok {
+			t.Fatal("declined")
+		}
+		frame := d.AppendFrame(nil, ws.OpText, p, params)
+		h, _ := ws.ReadHeader(bytes.NewReader(frame))
+		z := frame[len(frame)-int(h.Length):]
+		if got := stdInflate(t, z); !bytes.Equal(got, p) {
+			t.Fatalf("window %d: round trip gave %d bytes", bits, len(got))
+		}
+		if far := maxDistance(t, append(bytes.Clone(z), 0, 0, 0xff, 0xff)); far > 1<<bits {
+			t.Errorf("window %d: a back-reference reaches %d bytes back", bits, far)
+		}
+		t.Logf("window %2d bits: %d bytes to %d", bits, len(p), len(z))
 	}
 }
 

@@ -30,12 +30,16 @@ var syncTail = []byte{0x00, 0x00, 0xff, 0xff}
 const maxKeptScratch = 64 << 10
 
 // Deflater compresses messages into permessage-deflate frames. It is
-// safe for concurrent use: compressors (about 200 KiB each with their
-// hash tables) come from a pool of its own, one per goroutine compressing
-// at a time, and are reset for every message (server_no_context_takeover).
+// safe for concurrent use: compressors come from pools of its own, one per
+// goroutine compressing at a time, and are reset for every message
+// (server_no_context_takeover).
 type Deflater struct {
 	level int
-	pool  sync.Pool // of *compressor
+	// pools[bits] holds compressors whose window is 2^bits: pools[15] at
+	// level, for Frame; the others, for AppendFrame to a connection that
+	// asked for a smaller window, at the one level the library offers
+	// with a custom window.
+	pools [maxWindowBits + 1]sync.Pool // of *compressor
 }
 
 type compressor struct {
@@ -49,25 +53,32 @@ func NewDeflater(level int) *Deflater {
 	return &Deflater{level: level}
 }
 
-func (d *Deflater) get() *compressor {
-	if c, ok := d.pool.Get().(*compressor); ok {
+// get returns a compressor whose window is 2^bits (8 to 15).
+func (d *Deflater) get(bits int) *compressor {
+	if c, ok := d.pools[bits].Get().(*compressor); ok {
 		return c
 	}
 	c := &compressor{}
-	w, err := flate.NewWriter(&c.out, d.level)
-	if err != nil {
+	var w *flate.Writer
+	var err error
+	if bits < maxWindowBits {
+		w, err = flate.NewWriterWindow(&c.out, 1<<bits)
+	} else if w, err = flate.NewWriter(&c.out, d.level); err != nil {
 		// Only an invalid level fails; fall back to the default one.
-		w, _ = flate.NewWriter(&c.out, DefaultLevel)
+		w, err = flate.NewWriter(&c.out, DefaultLevel)
+	}
+	if err != nil {
+		panic("pmce: " + err.Error()) // the window sizes are 256 to 32768: within the library's bounds
 	}
 	c.w = w
 	return c
 }
 
-func (d *Deflater) put(c *compressor) {
+func (d *Deflater) put(bits int, c *compressor) {
 	if c.out.Cap() > maxKeptScratch {
 		c.out = bytes.Buffer{}
 	}
-	d.pool.Put(c)
+	d.pools[bits].Put(c)
 }
 
 // deflate compresses payload on its own and returns the compressed bytes
@@ -89,8 +100,8 @@ func (c *compressor) deflate(payload []byte) []byte {
 // the plain one: the message is then better sent plain (RSV1 clear),
 // which a deflate connection always accepts.
 func (d *Deflater) Frame(op ws.OpCode, payload []byte) []byte {
-	c := d.get()
-	defer d.put(c)
+	c := d.get(maxWindowBits)
+	defer d.put(maxWindowBits, c)
 	z := c.deflate(payload)
 	if len(z) >= len(payload) {
 		return nil
@@ -100,16 +111,16 @@ func (d *Deflater) Frame(op ws.OpCode, payload []byte) []byte {
 	return append(frame, z...)
 }
 
-// AppendFrame is Frame appending to dst, for a frame in a buffer of the
-// caller's (a pooled one). ok is false, and dst returned as it was, when
-// the compressed frame would not be smaller than the plain one.
-func (d *Deflater) AppendFrame(dst []byte, op ws.OpCode, payload []byte) (frame []byte, ok bool) {
-	c := d.get()
-	defer d.put(c)
+// AppendFrame appends to dst a final frame with opcode op and RSV1 set
+// whose payload is payload deflated on its own, for one connection: within
+// the window p allows, whatever the message's length (a window under 32
+// KiB takes a compressor of its own, which Go's standard library lacks),
+// and whether or not that makes it smaller. p must be in use.
+func (d *Deflater) AppendFrame(dst []byte, op ws.OpCode, payload []byte, p Params) []byte {
+	bits := p.WindowBits()
+	c := d.get(bits)
+	defer d.put(bits, c)
 	z := c.deflate(payload)
-	if len(z) >= len(payload) {
-		return dst, false
-	}
 	dst = wsframe.AppendCompressedHeader(dst, op, len(z))
-	return append(dst, z...), true
+	return append(dst, z...)
 }
