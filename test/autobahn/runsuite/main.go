@@ -21,7 +21,7 @@ import (
 func main() {
 	kosoku := flag.String("kosoku", "bin/autobahn-venv/bin/kosoku", "the kosoku executable, in its virtual environment")
 	groups := flag.String("groups", strings.Join(autobahn.Groups, ","), "case groups to run, comma-separated")
-	echoArgs := flag.String("echo-args", "", "the echo server's flags for every group, space-separated (default: the gateway's limits, raised for group 9)")
+	echoArgs := flag.String("echo-args", "", "the echo server's flags for every group, space-separated (default: the gateway's limits, raised for groups 9, 12 and 13)")
 	reports := flag.String("reports", "bin/autobahn-reports", "directory for kosoku's reports (HTML and JSON), one per group")
 	out := flag.String("out", "", "write the Markdown report to this file")
 	command := flag.String("command", "", "the command to record in the report (default: this one)")
