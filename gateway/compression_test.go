@@ -312,7 +312,7 @@ func TestDeflateBroadcastCompressedOnceSharedByShards(t *testing.T) {
 		g.mustPublish("quotes", bigJSON(i))
 	}
 	g.mustPublish("quotes", `{"small":true}`) // under -compression-min-bytes
-	g.mustPublish("", bigJSON(99))           // to everyone
+	g.mustPublish("", bigJSON(99))            // to everyone
 
 	check := func(c *deflateClient, wantZ bool) {
 		for i := range messages {
