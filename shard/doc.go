@@ -25,7 +25,12 @@
 // # Outbound
 //
 // A broadcast frame is encoded once by the caller and shared, read-only, by
-// every subscriber. Each connection writes it directly when its queue is
+// every subscriber; so is its permessage-deflate variant (Frames), which
+// the caller compresses once, for every shard, and which goes to the
+// connections that negotiated the extension (conn.deflate, one byte: a
+// connection holds no compression state between messages, and client
+// messages are inflated one at a time by the shard's pooled inflater).
+// Each connection writes it directly when its queue is
 // empty; only what the socket does not take is queued (as a reference, or a
 // pooled copy for frames owned by that connection). Frames for the same
 // connection that arrive in one inbox pass leave in one writev. A queue
