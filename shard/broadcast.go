@@ -1,7 +1,6 @@
 package shard
 
 import (
-	"encoding/binary"
 	"time"
 )
 
@@ -120,29 +119,6 @@ func (s *Shard) writeBatch(casts []task) {
 	s.batch = s.batch[:0]
 }
 
-// frameFor returns the frame of broadcast t that c, a connection with
-// permessage-deflate, gets: the compressed one when there is one and c's
-// window takes the message (see pmce.Params.Fits), otherwise the plain
-// one.
-func (s *Shard) frameFor(c *conn, t *task) []byte {
-	if t.deflate == nil || !c.deflate.Fits(payloadLen(t.frame)) {
-		return t.frame
-	}
-	return t.deflate
-}
-
-// payloadLen returns the payload length a server frame's header declares.
-func payloadLen(frame []byte) int {
-	switch n := int(frame[1] & 0x7f); n {
-	case 126:
-		return int(binary.BigEndian.Uint16(frame[2:]))
-	case 127:
-		return int(binary.BigEndian.Uint64(frame[2:]))
-	default:
-		return n
-	}
-}
-
 // deliverBatch writes c's deliveries of the current batch. A connection
 // with a backlog gets them queued behind it (its socket is full; EPOLLOUT
 // resumes it); otherwise they go out in one system call and only the
@@ -151,20 +127,23 @@ func (s *Shard) deliverBatch(c *conn, casts []task) {
 	if c.state != stateOpen {
 		return
 	}
-	frame := func(d int32) []byte { return casts[s.batch[d].cast].frame }
-	d := c.batchHead
-	if c.deflate.On() {
-		frame = func(d int32) []byte { return s.frameFor(c, &casts[s.batch[d].cast]) }
-		for i := d; i >= 0; i = s.batch[i].next {
-			t := &casts[s.batch[i].cast]
-			if f := s.frameFor(c, t); len(f) < len(t.frame) {
-				s.stats.deflatedMsgs++
-				s.stats.savedBytes += len(t.frame) - len(f)
-			}
+	deflate := c.deflate
+	frame := func(d int32) []byte {
+		t := &casts[s.batch[d].cast]
+		if t.deflate != nil && deflate.On() && deflate.FitsFrame(t.frame) {
+			return t.deflate
 		}
+		return t.frame
 	}
+	d := c.batchHead
 	for i := d; i >= 0; i = s.batch[i].next {
 		s.stats.sentMsgs++
+		if deflate.On() {
+			if f, plain := frame(i), casts[s.batch[i].cast].frame; len(f) < len(plain) {
+				s.stats.deflatedMsgs++
+				s.stats.savedBytes += len(plain) - len(f)
+			}
+		}
 	}
 	if c.out == nil {
 		iov := s.iov[:0]

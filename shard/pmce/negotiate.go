@@ -2,6 +2,8 @@ package pmce
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -47,6 +49,28 @@ func (p Params) WindowBits() int { return int(p & windowMask) }
 func (p Params) Fits(n int) bool {
 	bits := p.WindowBits()
 	return bits == maxWindowBits || (bits >= minWindowBits && n <= 1<<bits)
+}
+
+// FitsFrame is Fits for the message a plain server frame carries (its
+// header declares the length). With the whole window, the common case, it
+// reads nothing.
+func (p Params) FitsFrame(frame []byte) bool {
+	if p.WindowBits() == maxWindowBits {
+		return true
+	}
+	return p.Fits(payloadLen(frame))
+}
+
+// payloadLen returns the payload length a server frame's header declares.
+func payloadLen(frame []byte) int {
+	switch n := int(frame[1] & 0x7f); n {
+	case 126:
+		return int(binary.BigEndian.Uint16(frame[2:]))
+	case 127:
+		return int(min(binary.BigEndian.Uint64(frame[2:]), math.MaxInt32))
+	default:
+		return n
+	}
 }
 
 // Header returns the Sec-WebSocket-Extensions response line (with its

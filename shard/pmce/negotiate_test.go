@@ -3,6 +3,9 @@ package pmce
 import (
 	"strings"
 	"testing"
+
+	"github.com/gobwas/ws"
+	"github.com/shardgate/shardgate/shard/wsframe"
 )
 
 // negotiationCases drive TestAccept and seed FuzzAccept. header is one
@@ -158,4 +161,17 @@ func FuzzAccept(f *testing.F) {
 			t.Fatalf("window %d without server_max_window_bits", bits)
 		}
 	})
+}
+
+func TestParamsFitsFrame(t *testing.T) {
+	p, _ := Accept([]byte("permessage-deflate; server_max_window_bits=9"))
+	for _, n := range []int{0, 125, 126, 512, 513, 65535, 65536, 1 << 20} {
+		frame := wsframe.AppendHeader(nil, ws.OpText, n)
+		if got, want := p.FitsFrame(frame), n <= 512; got != want {
+			t.Errorf("window 9, %d-byte frame: FitsFrame %v, want %v", n, got, want)
+		}
+		if !Params(maxWindowBits).FitsFrame(frame) {
+			t.Errorf("whole window, %d-byte frame: does not fit", n)
+		}
+	}
 }
