@@ -478,8 +478,14 @@ func TestDeflateBombCostsTheLimit(t *testing.T) {
 		c.MaxMessageBytes = limit
 	})
 	w := newPromptWitness(t, g)
-	bomb := deflate(t, make([]byte, 100<<20))
+	bomb := zeroBomb(t, 100)
 	t.Logf("100 MiB of zeros deflate to %d bytes", len(bomb))
+	// It is a valid message, longer than the limit.
+	r := flate.NewReader(io.MultiReader(bytes.NewReader(bomb), bytes.NewReader([]byte{0, 0, 0xff, 0xff})))
+	if n, err := io.Copy(io.Discard, io.LimitReader(r, 2*limit)); n != 2*limit {
+		t.Fatalf("the bomb inflates to %d bytes: %v", n, err)
+	}
+	runtime.GC()
 
 	for _, fragments := range []int{1, 4} {
 		t.Run(fmt.Sprintf("fragments=%d", fragments), func(t *testing.T) {
@@ -513,6 +519,19 @@ func TestDeflateBombCostsTheLimit(t *testing.T) {
 	if n := g.metricSum("shardgate_connections"); n != 1 {
 		t.Fatalf("%v connections open, want the witness", n)
 	}
+}
+
+// zeroBomb returns mib MiB of zeros deflated, without making them: one
+// MiB compressed and sync-flushed, repeated (each copy refers only to its
+// own bytes), the last 00 00 ff ff stripped as RFC 7692 §7.2.1 says.
+func zeroBomb(t testing.TB, mib int) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	w, _ := flate.NewWriter(&out, flate.BestCompression)
+	w.Write(make([]byte, 1<<20))
+	w.Flush()
+	bomb := bytes.Repeat(out.Bytes(), mib)
+	return bytes.TrimSuffix(bomb, []byte{0, 0, 0xff, 0xff})
 }
 
 // TestDeflateIdleConnectionCostsNoMore: an idle connection that negotiated
