@@ -407,9 +407,8 @@ func TestDeflateClientMessages(t *testing.T) {
 
 	c.send(`{"type":"unsubscribe","channel":"in","id":3}`, false)
 	c.expectPlain(`{"type":"unsubscribed","channel":"in","id":3}`)
-	if n := g.metricSum("shardgate_messages_received_total"); n != 4 {
-		t.Errorf("shardgate_messages_received_total %v, want 4", n)
-	}
+	// Counted at the end of the shard's pass, maybe after the reply left.
+	g.waitMetric(4, "shardgate_messages_received_total")
 }
 
 // TestDeflateProtocolErrors: what the extension adds to the close codes.
