@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/flate"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -44,6 +45,12 @@ func dialDeflate(t testing.TB, g *testGateway, offers ...string) *deflateClient 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	return upgradeDeflate(t, g, conn, offers...)
+}
+
+// upgradeDeflate is dialDeflate over a connection of the caller's (TLS).
+func upgradeDeflate(t testing.TB, g *testGateway, conn net.Conn, offers ...string) *deflateClient {
+	t.Helper()
 	var req strings.Builder
 	fmt.Fprintf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n", g.cfg.Path, g.Addr())
@@ -531,6 +538,32 @@ func zeroBomb(t testing.TB, mib int) []byte {
 	w.Flush()
 	bomb := bytes.Repeat(out.Bytes(), mib)
 	return bytes.TrimSuffix(bomb, []byte{0, 0, 0xff, 0xff})
+}
+
+// TestDeflateOverTLS: a wss:// upgrade (handshake on a TLS goroutine,
+// records through tlsfd) negotiates and compresses the same way.
+func TestDeflateOverTLS(t *testing.T) {
+	files := newTLSFiles(t)
+	g := startGateway(t, files.on("", nil))
+	conn, err := tls.Dial("tcp", g.Addr().String(), files.client(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := upgradeDeflate(t, g, conn, offerBrowser)
+	if c.ext != answerPlain {
+		t.Fatalf("answered %q over TLS", c.ext)
+	}
+	c.subscribe("tls", true)
+	g.mustPublish("tls", bigJSON(5))
+	if m, z := c.text(); !z || !strings.Contains(m, bigJSON(5)) {
+		t.Fatalf("over TLS: compressed %v: %.80q", z, m)
+	}
+	c.send(`{"type":"publish","channel":"tls","data":`+bigJSON(6)+`,"id":1}`, true)
+	c.expectPlain(`{"type":"published"`)
+	if m, z := c.text(); !z || !strings.Contains(m, bigJSON(6)) {
+		t.Fatalf("over TLS: compressed %v: %.80q", z, m)
+	}
 }
 
 // TestDeflateIdleConnectionCostsNoMore: an idle connection that negotiated
