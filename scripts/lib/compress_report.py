@@ -249,6 +249,20 @@ L.append("")
 for s in systems:
     a = summary[s]["answer"]
     L.append(f"- {s}: " + (f"answered `{a}`" if a else "declined the offer (101 without the extension)"))
+for s in systems:
+    late, dps = summary[s]["publishes_late"], summary[s]["deliveries_per_second"]
+    if late:
+        L.append(f"- {s} fell behind the publish schedule ({late:,.0f} of {summary[s]['published'] or 0:,.0f} publishes "
+                 "more than one interval late: the publisher sends the next message once the server has answered the "
+                 f"last): its figures are those of the rate it reached, {dps:,.0f} deliveries/s, not of the "
+                 f"{conns * rate:,.0f}/s asked.")
+busy = [summary[s]["machine_busy_pct"] for s in systems if summary[s]["machine_busy_pct"] is not None]
+if busy and max(busy) > 90:
+    L.append("- The two cores were busy in the measured phase (server, load generator and the loopback network's "
+             "softirq work together): latencies include waiting for a CPU. Server CPU per delivery is the server "
+             "process's own time.")
+L.append("- The load generator inflates each distinct compressed message once per worker process: a broadcast's "
+         "copies arrive as the same bytes (bench/client, deflate.go); every copy is still parsed and counted.")
 L.append("")
 
 if acceptance:
