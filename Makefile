@@ -13,6 +13,8 @@
 #   make bench     short shardbench run (connect, fanout, echo; ~30 s) vs shardgate and gorillahub
 #   make bench-go  every Go benchmark, with allocations
 #   make compare   full comparison vs gorillahub and Centrifugo (~11 min), results in bench/results/
+#   make compare-compress  shardgate with and without permessage-deflate vs Centrifugo with it, 15,000
+#                  subscribers of 1 KiB JSON (scripts/compare-compress.sh, ~30 min), results in bench/results/
 #   make compare-tls  shardgate vs Centrifugo, both over wss:// (scripts/compare-tls.sh), results in bench/results/
 #   make vet       go vet
 #   make soak      scripts/soak.sh: 15,000 subscribers for 30 min with churn; PASS/FAIL, report in bench/results/ (ARGS=... adds shardbench soak flags)
@@ -34,7 +36,7 @@ JS_DIR   := clients/js
 # tells whether node_modules is older than package-lock.json.
 NODE_DIRS := test/node $(JS_DIR)
 
-.PHONY: build run test js nats-server node-deps py-deps autobahn fuzz bench bench-go compare compare-tls vet clean cluster soak chaos
+.PHONY: build run test js nats-server node-deps py-deps autobahn compare-compress fuzz bench bench-go compare compare-tls vet clean cluster soak chaos
 
 build:
 	@mkdir -p bin
@@ -125,6 +127,9 @@ compare:
 
 compare-tls:
 	scripts/compare-tls.sh
+
+compare-compress:
+	scripts/compare-compress.sh
 
 soak:
 	scripts/soak.sh $(ARGS)
