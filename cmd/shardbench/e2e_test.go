@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -183,6 +184,37 @@ func TestEchoRoundTrips(t *testing.T) {
 			}
 			if e.Latency.Count != uint64(e.RoundTrips) {
 				t.Fatalf("latency samples %d for %d round trips", e.Latency.Count, e.RoundTrips)
+			}
+		})
+	}
+}
+
+// -compress against the real gateway, compression on and off: the offer
+// is accepted or declined, every message arrives, and the 1 KiB JSON
+// payload crosses the wire at under half its size only when compressed.
+func TestFanoutCompressed(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		t.Run(fmt.Sprintf("compression %v", on), func(t *testing.T) {
+			s := startShardgateWith(t, func(c *gateway.Config) { c.Compression = on })
+			rep := bench(t, s, "fanout", "-conns", "100", "-rate", "10", "-size", "1024", "-payload", "json",
+				"-duration", "1s", "-procs", "2", "-compress")
+			f, z := rep.Fanout, rep.Compression
+			if f == nil || f.Delivered != f.Expected || f.Expected != 1000 || z == nil {
+				t.Fatalf("fanout %+v, compression %+v", f, z)
+			}
+			if rep.Params.Payload != "json" || z.Negotiated+z.Declined != 100 {
+				t.Fatalf("params %+v, compression %+v", rep.Params, z)
+			}
+			w := f.Wire
+			if w.MessageBytesPerDelivery < 1024 || w.BytesPerDelivery <= 0 {
+				t.Fatalf("wire %+v", w)
+			}
+			if on {
+				if z.Negotiated != 100 || z.CompressedMessages != f.Delivered || w.BytesPerDelivery*2 > w.MessageBytesPerDelivery {
+					t.Fatalf("compression %+v, wire %+v: want every message compressed to under half", z, w)
+				}
+			} else if z.Declined != 100 || z.CompressedMessages != 0 || w.BytesPerDelivery < w.MessageBytesPerDelivery {
+				t.Fatalf("compression %+v, wire %+v: want a declined offer and plain messages", z, w)
 			}
 		})
 	}
