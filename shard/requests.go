@@ -66,6 +66,7 @@ func (s *Shard) handleRequest(c *conn, msg []byte) {
 			return
 		}
 	case protocol.TypeUnsubscribe:
+		s.answerWaiting(c, req.Channel)
 		s.unsubscribe(c, req.Channel)
 	case protocol.TypeRefresh:
 		s.refresh(c, req) // session.go; it answers itself

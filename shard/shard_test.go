@@ -223,3 +223,32 @@ func waitUntil(t *testing.T, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// TestUnsubscribeAnswersSubscribeStillWaitingFirst: a subscribe waiting
+// for its channel's interest, then an unsubscribe of that channel, get
+// "subscribed" then "unsubscribed", in the order sent; once the interest
+// is ready nothing more comes for that subscribe.
+func TestUnsubscribeAnswersSubscribeStillWaitingFirst(t *testing.T) {
+	readies := make(chan func(error), 4)
+	s := newTestShard(t, func(o *Options) {
+		o.OnChannel = func(ch string, active bool, ready func(error)) {
+			if active {
+				readies <- ready
+			}
+		}
+	})
+	other := attachGranted(t, s, &testGrants{sub: "w", prefixes: []string{"late."}})
+	p := attachGranted(t, s, &testGrants{sub: "u", prefixes: []string{"late."}})
+	other.send(ws.OpText, `{"type":"subscribe","channel":"late.a","id":1}`)
+	ready := <-readies
+	p.send(ws.OpText, `{"type":"subscribe","channel":"late.a","id":7}`)
+	p.send(ws.OpText, `{"type":"unsubscribe","channel":"late.a","id":8}`)
+	p.expectText(`{"type":"subscribed","channel":"late.a","id":7}`)
+	p.expectText(`{"type":"unsubscribed","channel":"late.a","id":8}`)
+
+	ready(nil)
+	other.expectText(`{"type":"subscribed","channel":"late.a","id":1}`)
+	// Anything queued for p after the ready would come before this reply.
+	p.send(ws.OpText, `{"type":"unsubscribe","channel":"x","id":9}`)
+	p.expectText(`{"type":"unsubscribed","channel":"x","id":9}`)
+}

@@ -164,6 +164,23 @@ func (s *Shard) revokeForbidden(c *conn) {
 	}
 }
 
+// answerWaiting answers c's subscribes to name that still wait for the
+// channel's interest, before the unsubscribe that ends them is answered:
+// each request gets its reply, in the order sent, and no "subscribed"
+// follows the "unsubscribed" once the interest is ready. A message
+// published between the two replies may be missed, as the client asked.
+// (Subscriptions with history wait in the recovering list instead; see
+// recovery.go.)
+func (s *Shard) answerWaiting(c *conn, name string) {
+	ch := s.channels[name]
+	if ch == nil || ch.ready {
+		return
+	}
+	for _, w := range takeWaiters(ch, c) {
+		s.replyAck(c, protocol.TypeSubscribe, ch.name, w.id)
+	}
+}
+
 // takeWaiters removes and returns c's subscribe requests waiting on ch
 // (a client may have sent several before the channel was ready).
 func takeWaiters(ch *channel, c *conn) []waiter {
