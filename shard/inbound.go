@@ -191,7 +191,17 @@ func (s *Shard) consume(c *conn, data []byte) {
 func (s *Shard) consumePartial(c *conn) {
 	data := *c.partial
 	n, ok := s.decode(c, data)
-	if !ok || c.partial == nil {
+	if c.partial == nil {
+		return // released with the connection
+	}
+	if !ok {
+		// The frame failed and the close has started: its bytes, and
+		// whatever came behind them, are not input any more. Kept, they
+		// would be copied in front of the next read as "a header's few
+		// bytes" and, up to the pooled buffer's capacity, run past the
+		// shared read buffer.
+		s.pool.Put(c.partial)
+		c.partial = nil
 		return
 	}
 	rest := data[n:]
