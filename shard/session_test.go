@@ -10,7 +10,6 @@ import (
 	"unsafe"
 
 	"github.com/gobwas/ws"
-	"golang.org/x/sys/unix"
 )
 
 // testGrants allows the channels that start with one of its prefixes.
@@ -36,20 +35,7 @@ func (g *testGrants) Expiry() int64          { return g.exp }
 // holds grants g.
 func attachGranted(t *testing.T, s *Shard, g Grants) *peer {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.SetNonblock(fds[0], true); err != nil {
-		t.Fatal(err)
-	}
-	tv := unix.NsecToTimeval(int64(5 * time.Second))
-	unix.SetsockoptTimeval(fds[1], unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	t.Cleanup(func() { unix.Close(fds[1]) })
-	if err := s.Attach(fds[0], nil, g, 0, 0); err != nil {
-		t.Fatal(err)
-	}
-	return &peer{t: t, fd: fds[1]}
+	return attachSocketpair(t, s, g, 0)
 }
 
 // expectCloseFrame reads the next frame and checks it is a close with

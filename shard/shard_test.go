@@ -24,6 +24,13 @@ func attachPeer(t *testing.T, s *Shard) *peer { return attachPeerSndbuf(t, s, 0)
 // written partly.
 func attachPeerSndbuf(t *testing.T, s *Shard, sndbuf int) *peer {
 	t.Helper()
+	return attachSocketpair(t, s, nil, sndbuf)
+}
+
+// attachSocketpair attaches the shard end of a socketpair whose connection
+// holds grants g (nil: none), its send buffer cut to sndbuf when > 0.
+func attachSocketpair(t *testing.T, s *Shard, g Grants, sndbuf int) *peer {
+	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +46,7 @@ func attachPeerSndbuf(t *testing.T, s *Shard, sndbuf int) *peer {
 	tv := unix.NsecToTimeval(int64(5 * time.Second))
 	unix.SetsockoptTimeval(fds[1], unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	t.Cleanup(func() { unix.Close(fds[1]) })
-	if err := s.Attach(fds[0], nil, nil, 0, 0); err != nil {
+	if err := s.Attach(fds[0], nil, g, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	return &peer{t: t, fd: fds[1]}
