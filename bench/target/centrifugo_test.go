@@ -581,7 +581,8 @@ func (c *wsClient) send(msg []byte) {
 }
 
 // next returns the next text frame that is not a lone ping, and its
-// events; pings (alone or in a batch) are answered on the way.
+// events but the pings; pings (alone or in a batch: a ping can share a
+// frame with a push) are answered on the way.
 func (c *wsClient) next() ([]byte, []Event) {
 	c.t.Helper()
 	for {
@@ -594,18 +595,19 @@ func (c *wsClient) next() ([]byte, []Event) {
 		if err != nil {
 			c.t.Fatalf("parse %s: %v", frame, err)
 		}
-		pings := 0
+		rest := evs[:0:0]
 		for _, ev := range evs {
 			if ev.Kind == KindReply {
-				pings++
 				c.send(ev.Reply)
+				continue
 			}
+			rest = append(rest, ev)
 		}
-		if pings > 0 && c.ping == nil {
+		if len(rest) < len(evs) && c.ping == nil {
 			c.ping = frame
 		}
-		if pings < len(evs) {
-			return frame, evs
+		if len(rest) > 0 {
+			return frame, rest
 		}
 	}
 }
